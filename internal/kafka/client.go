@@ -1,0 +1,111 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/wire"
+)
+
+// Opts returns the connection options for cfg: seeds, client id, dial
+// timeout, TLS and SASL. Stages add their own producer/consumer options.
+func Opts(cfg *config.Config) ([]kgo.Opt, error) {
+	k := cfg.Kafka
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(k.Brokers...),
+		kgo.ClientID(k.ClientID),
+		kgo.DialTimeout(k.DialTimeout),
+	}
+	if k.TLS.Enabled {
+		tc, err := TLSConfig(k.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: %w", err)
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch k.SASL.Mechanism {
+	case "":
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha512Mechanism()))
+	default:
+		return nil, fmt.Errorf("kafka: unsupported SASL mechanism %q", k.SASL.Mechanism)
+	}
+	return opts, nil
+}
+
+// NewClient builds a client from cfg plus extra options.
+func NewClient(cfg *config.Config, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := Opts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: new client: %w", err)
+	}
+	return cl, nil
+}
+
+// TLSConfig builds a client TLS config (shared with Redis).
+func TLSConfig(c config.TLSConfig) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // explicit opt-in
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca_file %s: no PEM certificates", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			// LoadX509KeyPair errors do not include key material.
+			return nil, fmt.Errorf("tls cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Headers converts wire headers to record headers.
+func Headers(hs []wire.Header) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, len(hs))
+	for i, h := range hs {
+		out[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+	}
+	return out
+}
+
+// WireHeaders converts record headers to wire headers.
+func WireHeaders(r *kgo.Record) []wire.Header {
+	out := make([]wire.Header, len(r.Headers))
+	for i, h := range r.Headers {
+		out[i] = wire.Header{Key: h.Key, Value: h.Value}
+	}
+	return out
+}
+
+// Header returns the value of the first header named key, or nil.
+func Header(r *kgo.Record, key string) []byte {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}

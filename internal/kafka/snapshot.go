@@ -1,0 +1,169 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// SnapshotEnd is where a snapshot read stops, per partition: the last stable
+// offset (read_committed end) taken when the read starts. Records produced
+// after that are not part of the snapshot.
+type SnapshotEnd map[int32]int64
+
+// SnapshotEnds lists the read_committed end offsets of topic now, for the
+// given partitions (nil = all).
+func SnapshotEnds(ctx context.Context, adm *kadm.Client, topic string, partitions []int32) (SnapshotEnd, error) {
+	lo, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: end offsets of %s: %w", topic, err)
+	}
+	if err := lo.Error(); err != nil {
+		return nil, fmt.Errorf("kafka: end offsets of %s: %w", topic, err)
+	}
+	want := map[int32]bool{}
+	for _, p := range partitions {
+		want[p] = true
+	}
+	ends := SnapshotEnd{}
+	for p, o := range lo[topic] {
+		if partitions == nil || want[p] {
+			ends[p] = o.Offset
+		}
+	}
+	if len(ends) == 0 && partitions == nil {
+		return nil, fmt.Errorf("kafka: topic %s has no partitions (does it exist?)", topic)
+	}
+	return ends, nil
+}
+
+// ReadSnapshot consumes topic from the start of each partition in ends up to
+// its end offset, read_committed, and calls fn for every data record.
+// Partitions are fetched in parallel; fn is called from one goroutine per
+// partition, concurrently across partitions, in offset order within one.
+// A partition is done when a record (data or transaction marker) at or
+// beyond end-1 has been seen. It returns ctx.Err() when cancelled and the
+// first error fn returns.
+func ReadSnapshot(ctx context.Context, base []kgo.Opt, topic string, ends SnapshotEnd, fn func(*kgo.Record) error) error {
+	offsets := map[int32]kgo.Offset{}
+	remaining := map[int32]int64{}
+	for p, end := range ends {
+		if end > 0 {
+			offsets[p] = kgo.NewOffset().AtStart()
+			remaining[p] = end
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	opts := append(append([]kgo.Opt{}, base...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Markers are returned so a partition ending in a commit marker
+		// still reaches its end offset.
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxPartitionBytes(8<<20),
+		kgo.FetchMaxBytes(64<<20),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka: snapshot %s: %w", topic, err)
+	}
+	defer cl.Close()
+
+	type work struct{ recs []*kgo.Record }
+	chans := map[int32]chan work{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for p := range remaining {
+		ch := make(chan work, 4)
+		chans[p] = ch
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range ch {
+				for _, r := range w.recs {
+					if r.Attrs.IsControl() {
+						continue
+					}
+					if err := fn(r); err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+						cancel()
+						for range ch { // drain
+						}
+						return
+					}
+				}
+			}
+		}()
+	}
+	defer func() {
+		for _, ch := range chans {
+			if ch != nil {
+				close(ch)
+			}
+		}
+		wg.Wait()
+	}()
+
+	for len(remaining) > 0 {
+		fs := cl.PollFetches(wctx)
+		if wctx.Err() != nil {
+			break
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				ferr = errors.Join(ferr, fmt.Errorf("partition %d: %w", p, err))
+			}
+		})
+		if ferr != nil {
+			return fmt.Errorf("kafka: snapshot %s: %w", topic, ferr)
+		}
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			end, ok := remaining[fp.Partition]
+			if !ok || len(fp.Records) == 0 {
+				return
+			}
+			recs := fp.Records
+			// Drop records beyond the snapshot.
+			cut := sort.Search(len(recs), func(i int) bool { return recs[i].Offset >= end })
+			done := cut < len(recs) || recs[len(recs)-1].Offset >= end-1
+			recs = recs[:cut]
+			if len(recs) > 0 {
+				select {
+				case chans[fp.Partition] <- work{recs}:
+				case <-wctx.Done():
+				}
+			}
+			if done {
+				close(chans[fp.Partition])
+				chans[fp.Partition] = nil
+				delete(remaining, fp.Partition)
+			}
+		})
+	}
+	for _, ch := range chans {
+		if ch != nil {
+			close(ch)
+		}
+	}
+	chans = nil
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
