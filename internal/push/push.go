@@ -39,8 +39,12 @@ type APNsMessage struct {
 	PushType string
 	// Priority is 10 (immediate) or 5 (power considerations); background must be 5.
 	Priority int
-	// Expiration is when APNs may stop trying to deliver; zero means "do not store".
+	// Expiration is when APNs may stop trying to deliver. Zero means "now or
+	// never": adapters must send a past expiration, since apns2 omits the
+	// header for a zero time and APNs would then store the notification.
 	Expiration time.Time
+	// Topic is the bundle id; "" means the adapter's configured default.
+	Topic string
 }
 
 // FCMMessage is the FCM HTTP v1 part of a rendered message.
