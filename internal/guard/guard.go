@@ -1,0 +1,197 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/kafka"
+)
+
+// ErrUnavailable wraps every Redis failure: callers fail closed on it.
+var ErrUnavailable = errors.New("guard: redis unavailable")
+
+// Guard is the Redis idempotency store.
+type Guard struct {
+	rdb     redis.UniversalClient
+	prefix  string
+	doneTTL time.Duration
+	lat     *prometheus.HistogramVec
+	errs    *prometheus.CounterVec
+}
+
+// NewClient builds the Redis client from cfg (address, credentials, TLS,
+// timeouts). Passwords never appear in errors.
+func NewClient(cfg *config.Config) (*redis.Client, error) {
+	r := cfg.Redis
+	opt := &redis.Options{
+		Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB,
+		DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout,
+		MaxRetries: 1,
+	}
+	if r.TLS.Enabled {
+		tc, err := kafka.TLSConfig(r.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("guard: redis %w", err)
+		}
+		opt.TLSConfig = tc
+	}
+	return redis.NewClient(opt), nil
+}
+
+// New returns a Guard on rdb with keys under prefix. reg may be nil.
+func New(rdb redis.UniversalClient, prefix string, reg prometheus.Registerer) *Guard {
+	g := &Guard{
+		rdb: rdb, prefix: prefix, doneTTL: 7 * 24 * time.Hour,
+		lat: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "owlpost", Subsystem: "guard", Name: "redis_seconds",
+			Help:    "Latency of guard operations against Redis, by operation.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"op"}),
+		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "owlpost", Subsystem: "guard", Name: "redis_errors_total",
+			Help: "Guard operations that failed because Redis did not answer; the caller failed closed.",
+		}, []string{"op"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{g.lat, g.errs} {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if errors.As(err, &are) {
+					continue
+				}
+			}
+		}
+	}
+	return g
+}
+
+func (g *Guard) key(parts ...string) string {
+	k := g.prefix
+	for _, p := range parts {
+		k += ":" + p
+	}
+	return k
+}
+
+func (g *Guard) observe(op string, start time.Time, err error) error {
+	g.lat.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, redis.Nil) {
+		g.errs.WithLabelValues(op).Inc()
+		return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+	}
+	return nil
+}
+
+// Ping checks Redis answers.
+func (g *Guard) Ping(ctx context.Context) error {
+	start := time.Now()
+	return g.observe("ping", start, g.rdb.Ping(ctx).Err())
+}
+
+// FireRecord is the winning press of GO.
+type FireRecord struct {
+	FireID   string    `json:"fire_id"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	Force    bool      `json:"force,omitempty"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// AbortRecord is the first abort of a campaign.
+type AbortRecord struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+// ErrAborted is returned by Fire for an aborted campaign.
+var ErrAborted = errors.New("guard: campaign aborted")
+
+var fireScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'aborted', redis.call('GET', KEYS[2])} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return {'won', ARGV[1]} end
+return {'lost', redis.call('GET', KEYS[1])}
+`)
+
+// Fire records rec as the campaign's fire if no fire happened yet. It returns
+// the winning record and whether rec won. An aborted campaign returns
+// ErrAborted (with the abort record in the error text); Redis trouble returns
+// ErrUnavailable: no fire.
+func (g *Guard) Fire(ctx context.Context, campaign string, rec FireRecord) (FireRecord, bool, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return FireRecord{}, false, err
+	}
+	start := time.Now()
+	res, err := fireScript.Run(ctx, g.rdb, []string{g.key("fire", campaign), g.key("abort", campaign)}, b).StringSlice()
+	if err := g.observe("fire", start, err); err != nil {
+		return FireRecord{}, false, err
+	}
+	if len(res) != 2 {
+		return FireRecord{}, false, fmt.Errorf("guard: fire: unexpected reply %v", res)
+	}
+	if res[0] == "aborted" {
+		var ab AbortRecord
+		_ = json.Unmarshal([]byte(res[1]), &ab)
+		return FireRecord{}, false, fmt.Errorf("%w by %s at %s", ErrAborted, ab.By, ab.At.Format(time.RFC3339))
+	}
+	var win FireRecord
+	if err := json.Unmarshal([]byte(res[1]), &win); err != nil {
+		return FireRecord{}, false, fmt.Errorf("guard: corrupt fire record of %s: %w", campaign, err)
+	}
+	return win, res[0] == "won", nil
+}
+
+// FireOf returns the campaign's fire record, if it fired.
+func (g *Guard) FireOf(ctx context.Context, campaign string) (FireRecord, bool, error) {
+	start := time.Now()
+	s, err := g.rdb.Get(ctx, g.key("fire", campaign)).Result()
+	if err := g.observe("fire_get", start, err); err != nil {
+		return FireRecord{}, false, err
+	}
+	if errors.Is(err, redis.Nil) {
+		return FireRecord{}, false, nil
+	}
+	var rec FireRecord
+	if err := json.Unmarshal([]byte(s), &rec); err != nil {
+		return FireRecord{}, false, fmt.Errorf("guard: corrupt fire record of %s: %w", campaign, err)
+	}
+	return rec, true, nil
+}
+
+// Abort records the campaign's abort (the first one is kept) and returns it.
+func (g *Guard) Abort(ctx context.Context, campaign string, rec AbortRecord) (AbortRecord, error) {
+	b, _ := json.Marshal(rec)
+	start := time.Now()
+	k := g.key("abort", campaign)
+	_, err := g.rdb.SetNX(ctx, k, b, 0).Result()
+	if err := g.observe("abort", start, err); err != nil {
+		return AbortRecord{}, err
+	}
+	got, ok, err := g.Aborted(ctx, campaign)
+	if err != nil || !ok {
+		return rec, err
+	}
+	return got, nil
+}
+
+// Aborted returns the abort record, if the campaign was aborted.
+func (g *Guard) Aborted(ctx context.Context, campaign string) (AbortRecord, bool, error) {
+	start := time.Now()
+	s, err := g.rdb.Get(ctx, g.key("abort", campaign)).Result()
+	if err := g.observe("abort_get", start, err); err != nil {
+		return AbortRecord{}, false, err
+	}
+	if errors.Is(err, redis.Nil) {
+		return AbortRecord{}, false, nil
+	}
+	var rec AbortRecord
+	_ = json.Unmarshal([]byte(s), &rec)
+	return rec, true, nil
+}

@@ -1,0 +1,148 @@
+package guard_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/owlpost/owlpost/internal/guard"
+	"github.com/owlpost/owlpost/internal/testenv"
+)
+
+func newGuard(t *testing.T) *guard.Guard {
+	cfg := testenv.Config(t)
+	return guard.New(testenv.Redis(t, cfg), cfg.Redis.Prefix, nil)
+}
+
+func TestFireOnceUnderConcurrentPresses(t *testing.T) {
+	g := newGuard(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := map[string]int{}
+	won := 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := guard.FireRecord{FireID: fmt.Sprintf("f%d", i), By: fmt.Sprintf("user%d", i), At: time.Now()}
+			win, ok, err := g.Fire(ctx, "c1", rec)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			winners[win.FireID]++
+			if ok {
+				won++
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 || len(winners) != 1 {
+		t.Fatalf("want exactly one winner seen by all 50 presses, got won=%d winners=%v", won, winners)
+	}
+	// An hour later (any time later): still the same winner.
+	win, ok, err := g.Fire(ctx, "c1", guard.FireRecord{FireID: "late", By: "bob", At: time.Now().Add(time.Hour)})
+	if err != nil || ok || win.FireID == "late" {
+		t.Fatalf("late press must lose: %+v %v %v", win, ok, err)
+	}
+	rec, fired, err := g.FireOf(ctx, "c1")
+	if err != nil || !fired || rec.FireID != win.FireID {
+		t.Fatalf("FireOf: %+v %v %v", rec, fired, err)
+	}
+}
+
+func TestAbortBlocksFire(t *testing.T) {
+	g := newGuard(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	if _, err := g.Abort(ctx, "c2", guard.AbortRecord{By: "alice", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := g.Fire(ctx, "c2", guard.FireRecord{FireID: "f"})
+	if !errors.Is(err, guard.ErrAborted) {
+		t.Fatalf("want ErrAborted, got %v", err)
+	}
+	ab, _ := g.Abort(ctx, "c2", guard.AbortRecord{By: "bob", At: time.Now()})
+	if ab.By != "alice" {
+		t.Fatalf("first abort must be kept, got %+v", ab)
+	}
+}
+
+func TestBatchClaimLifecycle(t *testing.T) {
+	g := newGuard(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	const key, fire = "c/ios/000001", "f1"
+	st, err := g.Claim(ctx, key, fire, "s1", time.Second)
+	if err != nil || st != guard.ClaimOK {
+		t.Fatalf("first claim: %v %v", st, err)
+	}
+	if st, _ := g.Claim(ctx, key, fire, "s2", time.Second); st != guard.ClaimHeld {
+		t.Fatalf("second sender must see held, got %v", st)
+	}
+	if st, _ := g.Claim(ctx, key, "other-fire", "s2", time.Second); st != guard.ClaimOK {
+		t.Fatalf("another fire id (a proof) is another batch, got %v", st)
+	}
+	bm := guard.SetBit(guard.SetBit(nil, 0), 9)
+	if err := g.Ack(ctx, key, fire, "s1", bm); err != nil {
+		t.Fatal(err)
+	}
+	// s1 dies; the lease expires; s2 takes over and sees the progress.
+	time.Sleep(1200 * time.Millisecond)
+	if err := g.Renew(ctx, key, fire, "s1", time.Second); !errors.Is(err, guard.ErrLeaseLost) {
+		t.Fatalf("renew after expiry: want ErrLeaseLost, got %v", err)
+	}
+	st, err = g.Claim(ctx, key, fire, "s2", 5*time.Second)
+	if err != nil || st != guard.ClaimTakeover {
+		t.Fatalf("takeover: %v %v", st, err)
+	}
+	got, err := g.Acked(ctx, key, fire)
+	if err != nil || !guard.BitSet(got, 0) || !guard.BitSet(got, 9) || guard.BitSet(got, 1) {
+		t.Fatalf("acked bitmap %08b %v", got, err)
+	}
+	if err := g.Ack(ctx, key, fire, "s1", bm); !errors.Is(err, guard.ErrLeaseLost) {
+		t.Fatalf("old holder's ack must be refused, got %v", err)
+	}
+	if err := g.Done(ctx, key, fire, "s1"); !errors.Is(err, guard.ErrLeaseLost) {
+		t.Fatalf("old holder's done must be refused, got %v", err)
+	}
+	if err := g.Done(ctx, key, fire, "s2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range []string{"s1", "s2", "s3"} {
+		if st, _ := g.Claim(ctx, key, fire, owner, time.Second); st != guard.ClaimDone {
+			t.Fatalf("redelivery after done must be skipped, got %v", st)
+		}
+	}
+}
+
+func TestRateBucket(t *testing.T) {
+	g := newGuard(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	got, wait, err := g.Take(ctx, "c3", "ios", 1000, 500, 400)
+	if err != nil || got != 400 || wait != 0 {
+		t.Fatalf("first take: %d %v %v", got, wait, err)
+	}
+	got, wait, err = g.Take(ctx, "c3", "ios", 1000, 500, 400)
+	if err != nil || got > 200 || wait <= 0 {
+		t.Fatalf("bucket should be nearly empty: got %d wait %v %v", got, wait, err)
+	}
+}
+
+func TestRedisDownFailsClosed(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	g := guard.New(rdb, "x", nil)
+	ctx := testenv.Context(t, 10*time.Second)
+	if _, _, err := g.Fire(ctx, "c", guard.FireRecord{FireID: "f"}); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("fire with Redis down: want ErrUnavailable, got %v", err)
+	}
+	if _, err := g.Claim(ctx, "k", "f", "o", time.Second); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("claim with Redis down: want ErrUnavailable, got %v", err)
+	}
+}
