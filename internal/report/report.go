@@ -1,0 +1,290 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/owlpost/owlpost/internal/catalog"
+	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/wire"
+)
+
+// Counts are tokens by outcome.
+type Counts struct {
+	Planned  uint64 `json:"planned"`
+	Accepted uint64 `json:"accepted"`
+	Invalid  uint64 `json:"invalid"`
+	Failed   uint64 `json:"failed"`
+	Expired  uint64 `json:"expired"`
+	Aborted  uint64 `json:"aborted"`
+	Retries  uint64 `json:"retries"`
+	Resent   uint64 `json:"resent"`
+	Batches  uint32 `json:"batches_reported"`
+}
+
+// Sent is every token a provider answered (accepted, invalid or failed).
+func (c Counts) Sent() uint64 { return c.Accepted + c.Invalid + c.Failed }
+
+// Done is every token with a final outcome.
+func (c Counts) Done() uint64 { return c.Sent() + c.Expired + c.Aborted }
+
+// Latency is the time-from-fire distribution of accepted notifications.
+type Latency struct {
+	N                         int               `json:"n"`
+	FirstMS                   uint32            `json:"first_ms"`
+	P50, P90, P95, P99, MaxMS uint32            `json:"-"`
+	ThroughputPerSec          float64           `json:"throughput_per_sec"`
+	Percentiles               map[string]uint32 `json:"percentiles_ms"`
+}
+
+// Report is a campaign's final account.
+type Report struct {
+	Campaign         string             `json:"campaign"`
+	FireID           string             `json:"fire_id"`
+	FiredAt          time.Time          `json:"fired_at"`
+	FiredBy          string             `json:"fired_by"`
+	Generation       uint64             `json:"generation"`
+	Total            Counts             `json:"total"`
+	ByPlatform       map[string]Counts  `json:"by_platform"`
+	Latency          Latency            `json:"latency"`
+	LatencyPlatform  map[string]Latency `json:"latency_by_platform"`
+	RejectedPlan     map[string]int64   `json:"rejected_at_planning"`
+	DuplicateTokens  uint64             `json:"duplicate_tokens_at_planning"`
+	Presses          int                `json:"fire_presses_published"`
+	DuplicatePresses int                `json:"duplicate_presses_ignored"`
+	Reasons          map[string]int     `json:"reasons"`
+	Complete         bool               `json:"complete"`
+	acceptedMS       []uint32
+}
+
+// AcceptedMS returns the sorted time-from-fire of every accepted notification.
+func (r *Report) AcceptedMS() []uint32 { return r.acceptedMS }
+
+// Build reads the manifest, the control log and the results topic and
+// computes the report of the campaign's fire (fireID "" = the latest fire).
+func Build(ctx context.Context, cfg *config.Config, cl *kgo.Client, campaignID, fireID string) (*Report, error) {
+	cat, err := catalog.New(cfg, cl)
+	if err != nil {
+		return nil, err
+	}
+	m, err := cat.Manifest(ctx, campaignID)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := kafka.Opts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	adm := kadm.NewClient(cl)
+	r := &Report{Campaign: campaignID, Generation: m.Generation, ByPlatform: map[string]Counts{},
+		LatencyPlatform: map[string]Latency{}, RejectedPlan: m.Rejected, DuplicateTokens: m.DuplicateTokens,
+		Reasons: map[string]int{}}
+
+	// Control log: which fire, how many presses were published.
+	ends, err := kafka.SnapshotEnds(ctx, adm, cfg.Topics.Control, nil)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	err = kafka.ReadSnapshot(ctx, opts, cfg.Topics.Control, ends, func(rec *kgo.Record) error {
+		var c wire.Control
+		if string(rec.Key) != campaignID || wire.Decode(rec.Value, &c) != nil || c.Type != wire.ControlFire {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if fireID == "" || fireID == c.FireID {
+			if r.FireID != c.FireID {
+				r.Presses = 0
+			}
+			r.FireID, r.FiredAt, r.FiredBy = c.FireID, c.At, c.By
+			r.Presses++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r.FireID == "" {
+		return nil, fmt.Errorf("report: campaign %s has not fired", campaignID)
+	}
+	r.DuplicatePresses = max(0, r.Presses-1)
+
+	// Results: best record per batch.
+	best := map[string]*wire.Result{}
+	ends, err = kafka.SnapshotEnds(ctx, adm, cfg.Topics.Results, nil)
+	if err != nil {
+		return nil, err
+	}
+	err = kafka.ReadSnapshot(ctx, opts, cfg.Topics.Results, ends, func(rec *kgo.Record) error {
+		var res wire.Result
+		if wire.Decode(rec.Value, &res) != nil || res.Campaign != campaignID || res.FireID != r.FireID || res.Kind != wire.KindFire {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		k := string(rec.Key)
+		if old, ok := best[k]; !ok || accounted(&res) >= accounted(old) {
+			best[k] = &res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	planned := map[string]uint64{string(push.IOS): m.IOSTokens, string(push.Android): m.AndroidTokens}
+	perPlatformMS := map[string][]uint32{}
+	for _, res := range best {
+		p := string(res.Platform)
+		c := r.ByPlatform[p]
+		c.Accepted += uint64(res.Accepted)
+		c.Invalid += uint64(res.Invalid)
+		c.Failed += uint64(res.Failed)
+		c.Expired += uint64(res.Expired)
+		c.Aborted += uint64(res.Aborted)
+		c.Retries += uint64(res.Retries)
+		c.Resent += uint64(res.Resent)
+		c.Batches++
+		r.ByPlatform[p] = c
+		perPlatformMS[p] = append(perPlatformMS[p], res.AcceptedMS...)
+		for reason, n := range res.Reasons {
+			r.Reasons[reason] += n
+		}
+	}
+	for p, n := range planned {
+		c := r.ByPlatform[p]
+		c.Planned = n
+		r.ByPlatform[p] = c
+	}
+	for p, c := range r.ByPlatform {
+		r.Total.Planned += c.Planned
+		r.Total.Accepted += c.Accepted
+		r.Total.Invalid += c.Invalid
+		r.Total.Failed += c.Failed
+		r.Total.Expired += c.Expired
+		r.Total.Aborted += c.Aborted
+		r.Total.Retries += c.Retries
+		r.Total.Resent += c.Resent
+		r.Total.Batches += c.Batches
+		ms := perPlatformMS[p]
+		slices.Sort(ms)
+		r.LatencyPlatform[p] = latency(ms)
+		r.acceptedMS = append(r.acceptedMS, ms...)
+	}
+	slices.Sort(r.acceptedMS)
+	r.Latency = latency(r.acceptedMS)
+	r.Complete = r.Total.Done() >= r.Total.Planned && r.Total.Batches >= m.Batches()
+	return r, nil
+}
+
+func accounted(r *wire.Result) int {
+	return r.Accepted + r.Invalid + r.Failed + r.Expired + r.Aborted
+}
+
+// Percentile returns the q-quantile (0..1) of sorted by the nearest-rank
+// method: the smallest value with at least q of the values at or below it.
+func Percentile(sorted []uint32, q float64) uint32 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func latency(sorted []uint32) Latency {
+	l := Latency{N: len(sorted)}
+	if len(sorted) == 0 {
+		return l
+	}
+	l.FirstMS = sorted[0]
+	l.P50, l.P90, l.P95, l.P99 = Percentile(sorted, .5), Percentile(sorted, .9), Percentile(sorted, .95), Percentile(sorted, .99)
+	l.MaxMS = sorted[len(sorted)-1]
+	l.Percentiles = map[string]uint32{"p50": l.P50, "p90": l.P90, "p95": l.P95, "p99": l.P99, "max": l.MaxMS, "first": l.FirstMS}
+	if span := float64(l.MaxMS) / 1000; span > 0 {
+		l.ThroughputPerSec = float64(len(sorted)) / span
+	}
+	return l
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func ms(v uint32) string {
+	if v >= 10000 {
+		return fmt.Sprintf("%.1f s", float64(v)/1000)
+	}
+	return fmt.Sprintf("%d ms", v)
+}
+
+// WriteText writes the report for a human, readable at a glance.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	state := "COMPLETE"
+	if !r.Complete {
+		state = "IN PROGRESS (not every planned token has a final outcome yet)"
+	}
+	fmt.Fprintf(&b, "campaign %s  fire %s  fired %s by %s  (plan generation %d)\n", r.Campaign, r.FireID,
+		r.FiredAt.UTC().Format(time.RFC3339), r.FiredBy, r.Generation)
+	fmt.Fprintf(&b, "status   %s\n\n", state)
+	fmt.Fprintf(&b, "%-10s %12s %12s %12s %10s %10s %10s %10s %10s\n", "platform", "planned", "sent", "accepted", "invalid", "failed", "expired", "aborted", "retries")
+	row := func(name string, c Counts) {
+		fmt.Fprintf(&b, "%-10s %12d %12d %12d %10d %10d %10d %10d %10d\n", name, c.Planned, c.Sent(), c.Accepted, c.Invalid, c.Failed, c.Expired, c.Aborted, c.Retries)
+	}
+	plats := make([]string, 0, len(r.ByPlatform))
+	for p := range r.ByPlatform {
+		plats = append(plats, p)
+	}
+	sort.Strings(plats)
+	for _, p := range plats {
+		row(p, r.ByPlatform[p])
+	}
+	row("total", r.Total)
+	var rej int64
+	for _, n := range r.RejectedPlan {
+		rej += n
+	}
+	fmt.Fprintf(&b, "\nrejected at planning %d %v, duplicate tokens dropped %d, duplicate GO presses ignored %d",
+		rej, r.RejectedPlan, r.DuplicateTokens, r.DuplicatePresses)
+	if r.Total.Resent > 0 {
+		fmt.Fprintf(&b, ", tokens re-sent after a takeover %d", r.Total.Resent)
+	}
+	fmt.Fprintf(&b, "\n\ntime from fire to accepted   %8s %8s %8s %8s %8s %8s %12s\n", "first", "p50", "p90", "p95", "p99", "max", "throughput")
+	lrow := func(name string, l Latency) {
+		fmt.Fprintf(&b, "  %-27s %8s %8s %8s %8s %8s %8s %10.0f/s\n", name, ms(l.FirstMS), ms(l.P50), ms(l.P90), ms(l.P95), ms(l.P99), ms(l.MaxMS), l.ThroughputPerSec)
+	}
+	for _, p := range plats {
+		lrow(p, r.LatencyPlatform[p])
+	}
+	lrow("all", r.Latency)
+	if len(r.Reasons) > 0 {
+		keys := make([]string, 0, len(r.Reasons))
+		for k := range r.Reasons {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(&b, "\nprovider reasons:")
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s=%d", k, r.Reasons[k])
+		}
+		fmt.Fprintln(&b)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
