@@ -35,8 +35,10 @@ unit:
 test: lint up
 	$(GO) test -count=1 -timeout 20m ./...
 
+# Variables: DEMO_TOKENS, DEMO_IOS_SHARE, DEMO_BAD_FRACTION, DEMO_INVALID_FRACTION,
+# DEMO_PRESSES, DEMO_JSON=1 (see scripts/demo.sh).
 demo:
-	@echo "make demo: not implemented yet (issue 6); see README 'Status'"; exit 1
+	scripts/demo.sh
 
 bench:
 	@echo "make bench: not implemented yet (issue 8); see README 'Status'"; exit 1

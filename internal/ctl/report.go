@@ -2,7 +2,9 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -21,6 +23,8 @@ func reportCommand() Command {
 			fs.Bool("json", false, "print JSON")
 			fs.String("svg", "", "also write a picture of accepted notifications over time since fire to FILE")
 			fs.String("fire", "", "fire id (default: the campaign's fire)")
+			fs.Duration("wait", 0, "wait up to this long until every planned token has an outcome")
+			fs.String("check-sim", "", "compare with the push simulator's delivery record at this admin URL; exit 1 on a mismatch")
 		},
 		Run: func(ctx context.Context, env *Env, fs *pflag.FlagSet, args []string) error {
 			if len(args) != 1 {
@@ -35,12 +39,37 @@ func reportCommand() Command {
 				return err
 			}
 			defer cl.Close()
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			wait, _ := fs.GetDuration("wait")
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute+wait)
 			defer cancel()
 			fire, _ := fs.GetString("fire")
-			r, err := report.Build(ctx, cfg, cl, args[0], fire)
-			if err != nil {
-				return err
+			deadline := time.Now().Add(wait)
+			var r *report.Report
+			for {
+				r, err = report.Build(ctx, cfg, cl, args[0], fire)
+				if err == nil && (r.Complete || time.Now().After(deadline)) {
+					break
+				}
+				if err != nil && (wait == 0 || time.Now().After(deadline)) {
+					return err
+				}
+				if r != nil && wait > 0 {
+					fmt.Fprintf(env.Err, "\r%d/%d tokens have an outcome", r.Total.Done(), r.Total.Planned)
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Second):
+				}
+			}
+			if wait > 0 {
+				fmt.Fprintln(env.Err)
+			}
+			var check *report.SimCheck
+			if u, _ := fs.GetString("check-sim"); u != "" {
+				if check, err = r.CheckSimulator(ctx, u); err != nil {
+					return err
+				}
 			}
 			if path, _ := fs.GetString("svg"); path != "" {
 				f, err := os.Create(path)
@@ -57,9 +86,34 @@ func reportCommand() Command {
 				fmt.Fprintf(env.Err, "wrote %s\n", path)
 			}
 			if j, _ := fs.GetBool("json"); j {
-				return r.WriteJSON(env.Out)
+				out := struct {
+					*report.Report
+					Simulator *report.SimCheck `json:"simulator_check,omitempty"`
+				}{r, check}
+				if err := writeJSON(env.Out, out); err != nil {
+					return err
+				}
+			} else {
+				if err := r.WriteText(env.Out); err != nil {
+					return err
+				}
+				if check != nil {
+					check.WriteText(env.Out)
+				}
 			}
-			return r.WriteText(env.Out)
+			if check != nil && !check.OK {
+				return fmt.Errorf("the simulator's record disagrees with the report")
+			}
+			if !r.Complete {
+				return fmt.Errorf("campaign not complete: %d of %d planned tokens have an outcome", r.Total.Done(), r.Total.Planned)
+			}
+			return nil
 		},
 	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -67,7 +67,9 @@ type Report struct {
 	DuplicatePresses int                `json:"duplicate_presses_ignored"`
 	Reasons          map[string]int     `json:"reasons"`
 	Complete         bool               `json:"complete"`
-	acceptedMS       []uint32
+	// ProofAccepted counts proof notifications accepted (any proof run).
+	ProofAccepted uint64 `json:"proof_accepted"`
+	acceptedMS    []uint32
 }
 
 // AcceptedMS returns the sorted time-from-fire of every accepted notification.
@@ -125,17 +127,25 @@ func Build(ctx context.Context, cfg *config.Config, cl *kgo.Client, campaignID, 
 
 	// Results: best record per batch.
 	best := map[string]*wire.Result{}
+	proofs := map[string]*wire.Result{}
 	ends, err = kafka.SnapshotEnds(ctx, adm, cfg.Topics.Results, nil)
 	if err != nil {
 		return nil, err
 	}
 	err = kafka.ReadSnapshot(ctx, opts, cfg.Topics.Results, ends, func(rec *kgo.Record) error {
 		var res wire.Result
-		if wire.Decode(rec.Value, &res) != nil || res.Campaign != campaignID || res.FireID != r.FireID || res.Kind != wire.KindFire {
+		if wire.Decode(rec.Value, &res) != nil || res.Campaign != campaignID {
 			return nil
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		if res.Kind == wire.KindProof {
+			proofs[string(rec.Key)+"/"+res.FireID] = &res
+			return nil
+		}
+		if res.FireID != r.FireID || res.Kind != wire.KindFire {
+			return nil
+		}
 		k := string(rec.Key)
 		if old, ok := best[k]; !ok || accounted(&res) >= accounted(old) {
 			best[k] = &res
@@ -144,6 +154,9 @@ func Build(ctx context.Context, cfg *config.Config, cl *kgo.Client, campaignID, 
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, p := range proofs {
+		r.ProofAccepted += uint64(p.Accepted)
 	}
 	planned := map[string]uint64{string(push.IOS): m.IOSTokens, string(push.Android): m.AndroidTokens}
 	perPlatformMS := map[string][]uint32{}
