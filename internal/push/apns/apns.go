@@ -1,0 +1,406 @@
+package apns
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/certificate"
+	"github.com/sideshow/apns2/token"
+	"golang.org/x/net/http2"
+
+	"github.com/owlpost/owlpost/internal/push"
+)
+
+// Defaults applied by New to zero Options fields.
+const (
+	DefaultConnections = 4
+	DefaultTimeout     = 30 * time.Second
+)
+
+// warmupToken is the device token Prepare pushes to. It is deliberately not
+// 64 hex digits, so no device can own it: APNs (and the simulator) answer
+// 400 BadDeviceToken once the JWT and topic have been checked, which proves
+// the credential and leaves a warm HTTP/2 connection behind.
+const warmupToken = "owlpost-warmup-not-a-device-token"
+
+// warmupPayload is a silent background push, harmless whatever happens.
+var warmupPayload = []byte(`{"aps":{"content-available":1}}`)
+
+// Options configures a Sender. Exactly one of token auth (KeyPEM or KeyFile,
+// with KeyID and TeamID) or certificate auth (CertFile) must be set.
+type Options struct {
+	// Host is the APNs base URL: "" or "production" for api.push.apple.com,
+	// "development" (or "sandbox") for the sandbox, or any https URL (the
+	// simulator).
+	Host string
+
+	// Token (JWT, .p8) auth.
+	KeyPEM  []byte // contents of the .p8 file; takes precedence over KeyFile
+	KeyFile string
+	KeyID   string
+	TeamID  string
+
+	// Certificate auth: a .p12/.pfx (PKCS#12) or .pem file with certificate
+	// and private key, and its password (may be empty).
+	CertFile     string
+	CertPassword string
+
+	// Topic is the app's bundle id (apns-topic), required.
+	Topic string
+
+	// CAFile / CAPEM add roots to trust on top of the system pool, for the
+	// simulator's self-signed certificate.
+	CAFile string
+	CAPEM  []byte
+
+	// Connections is the number of independent HTTP/2 connections (apns2
+	// clients); tokens of a batch are spread round-robin over them. Default 4.
+	Connections int
+	// Concurrency bounds the requests in flight per SendBatch call; 0 means
+	// one goroutine per token.
+	Concurrency int
+	// Timeout bounds one request (a context deadline per push). Default 30s.
+	Timeout time.Duration
+}
+
+// Sender sends to APNs over sideshow/apns2. It implements push.Sender and is
+// safe for concurrent use.
+type Sender struct {
+	topic       string
+	concurrency int
+	timeout     time.Duration
+	clients     []*apns2.Client
+	jwt         *token.Token // nil with certificate auth
+	rr          atomic.Uint32
+}
+
+var _ push.Sender = (*Sender)(nil)
+
+// New validates opts and builds the clients. It does not connect; see Prepare.
+// Errors name the offending field and never contain key material.
+func New(opts Options) (*Sender, error) {
+	host, err := resolveHost(opts.Host)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Topic == "" {
+		return nil, errors.New("apns: Options.Topic (bundle id) is required")
+	}
+	if opts.Connections < 0 || opts.Concurrency < 0 || opts.Timeout < 0 {
+		return nil, errors.New("apns: Options.Connections, Concurrency and Timeout must not be negative")
+	}
+	if opts.Connections == 0 {
+		opts.Connections = DefaultConnections
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	roots, err := rootPool(opts.CAFile, opts.CAPEM)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Sender{topic: opts.Topic, concurrency: opts.Concurrency, timeout: opts.Timeout}
+	tokenAuth := len(opts.KeyPEM) > 0 || opts.KeyFile != ""
+	certAuth := opts.CertFile != ""
+	var cert tls.Certificate
+	switch {
+	case tokenAuth && certAuth:
+		return nil, errors.New("apns: set either token auth (Options.KeyPEM/KeyFile) or certificate auth (Options.CertFile), not both")
+	case tokenAuth:
+		if s.jwt, err = newJWT(opts); err != nil {
+			return nil, err
+		}
+	case certAuth:
+		if cert, err = loadCertificate(opts.CertFile, opts.CertPassword); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errors.New("apns: no credentials: set Options.KeyPEM or KeyFile (with KeyID, TeamID), or Options.CertFile")
+	}
+
+	for range opts.Connections {
+		var c *apns2.Client
+		if s.jwt != nil {
+			c = apns2.NewTokenClient(s.jwt)
+		} else {
+			c = apns2.NewClient(cert)
+		}
+		h2, ok := c.HTTPClient.Transport.(*http2.Transport)
+		if !ok {
+			return nil, fmt.Errorf("apns: unexpected apns2 transport %T", c.HTTPClient.Transport)
+		}
+		if h2.TLSClientConfig == nil {
+			h2.TLSClientConfig = &tls.Config{}
+		}
+		h2.TLSClientConfig.RootCAs = roots
+		c.HTTPClient.Transport = &transport{base: h2, zero: []string{"0"}}
+		// The per-request timeout is a context deadline set by the worker:
+		// http.Client.Timeout over a transport net/http does not recognise
+		// (ours wraps http2's) costs a timer goroutine per request.
+		c.HTTPClient.Timeout = 0
+		c.Host = host
+		s.clients = append(s.clients, c)
+	}
+	return s, nil
+}
+
+func resolveHost(h string) (string, error) {
+	switch strings.ToLower(h) {
+	case "", "production":
+		return apns2.HostProduction, nil
+	case "development", "sandbox":
+		return apns2.HostDevelopment, nil
+	}
+	u, err := url.Parse(h)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("apns: Options.Host %q: want \"production\", \"development\" or an https:// URL", h)
+	}
+	return strings.TrimRight(h, "/"), nil
+}
+
+func newJWT(opts Options) (*token.Token, error) {
+	if opts.KeyID == "" || opts.TeamID == "" {
+		return nil, errors.New("apns: token auth needs Options.KeyID and Options.TeamID")
+	}
+	pemBytes := opts.KeyPEM
+	if len(pemBytes) == 0 {
+		b, err := os.ReadFile(opts.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("apns: Options.KeyFile: %w", err)
+		}
+		pemBytes = b
+	}
+	key, err := token.AuthKeyFromBytes(pemBytes)
+	if err != nil {
+		// The library's errors describe the format problem, not the key.
+		return nil, fmt.Errorf("apns: Options.KeyPEM/KeyFile is not a PKCS#8 EC (.p8) key: %w", err)
+	}
+	return &token.Token{AuthKey: key, KeyID: opts.KeyID, TeamID: opts.TeamID}, nil
+}
+
+func loadCertificate(file, password string) (tls.Certificate, error) {
+	var (
+		cert tls.Certificate
+		err  error
+	)
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".p12", ".pfx":
+		cert, err = certificate.FromP12File(file, password)
+	default:
+		cert, err = certificate.FromPemFile(file, password)
+	}
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("apns: Options.CertFile %s: %w", file, err)
+	}
+	return cert, nil
+}
+
+// rootPool returns nil (system roots) unless extra CAs are given.
+func rootPool(file string, pemBytes []byte) (*x509.CertPool, error) {
+	if file == "" && len(pemBytes) == 0 {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("apns: Options.CAFile: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("apns: Options.CAFile %s: no PEM certificate found", file)
+		}
+	}
+	if len(pemBytes) > 0 && !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, errors.New("apns: Options.CAPEM: no PEM certificate found")
+	}
+	return pool, nil
+}
+
+// Platform returns push.IOS.
+func (s *Sender) Platform() push.Platform { return push.IOS }
+
+// Prepare signs the first JWT and opens one HTTP/2 connection per client by
+// pushing a silent notification to an impossible token (see warmupToken).
+// APNs checks the credential and topic before the token, so an auth or topic
+// refusal comes back as an error wrapping push.ErrFatal; the expected 400
+// BadDeviceToken (or any per-token/per-notification answer) means ready.
+// 429/5xx/network errors are returned as retryable.
+func (s *Sender) Prepare(ctx context.Context) error {
+	if s.jwt != nil {
+		s.jwt.Lock()
+		_, err := s.jwt.Generate()
+		s.jwt.Unlock()
+		if err != nil {
+			return fmt.Errorf("apns: sign provider token: %w: %w", err, push.ErrFatal)
+		}
+	}
+	errs := make([]error, len(s.clients))
+	var wg sync.WaitGroup
+	for i, c := range s.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.warm(ctx, c)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("apns: prepare connection %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (s *Sender) warm(ctx context.Context, c *apns2.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	rc := &reqContext{Context: ctx, expireNow: true}
+	n := &apns2.Notification{
+		DeviceToken: warmupToken,
+		Topic:       s.topic,
+		Priority:    apns2.PriorityLow,
+		PushType:    apns2.PushTypeBackground,
+		Payload:     warmupPayload,
+	}
+	resp, err := c.PushWithContext(rc, n)
+	if err != nil {
+		return &push.RetryAfterError{Reason: "network", Err: err}
+	}
+	err = responseError(resp.StatusCode, resp.Reason, rc.retryAfter, time.Now())
+	switch push.Classify(err) {
+	case push.ClassFatal, push.ClassRetryable:
+		return err
+	}
+	return nil
+}
+
+// SendBatch pushes msg to every token concurrently: one goroutine per token,
+// at most Options.Concurrency at a time, spread round-robin over the
+// connections. Results are in the order of tokens. The payload bytes are
+// sent as they are. It never retries.
+func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []string) []push.Result {
+	results := make([]push.Result, len(tokens))
+	if len(tokens) == 0 {
+		return results
+	}
+	if msg == nil || msg.APNs == nil {
+		err := &push.ReasonError{Reason: "no_apns_message", Err: push.ErrFatal}
+		for i, t := range tokens {
+			results[i] = push.Result{Token: t, Err: err}
+		}
+		return results
+	}
+	workers := s.concurrency
+	if workers <= 0 || workers > len(tokens) {
+		workers = len(tokens)
+	}
+	b := &batch{
+		s:       s,
+		ctx:     ctx,
+		msg:     msg,
+		payload: msg.APNs.Payload,
+		tokens:  tokens,
+		results: results,
+		first:   int(s.rr.Add(1)),
+	}
+	b.wg.Add(workers)
+	for range workers {
+		go b.work()
+	}
+	b.wg.Wait()
+	return results
+}
+
+// batch is the state shared by the workers of one SendBatch call.
+type batch struct {
+	s       *Sender
+	ctx     context.Context
+	msg     *push.Message
+	payload any // msg.APNs.Payload boxed once, not per token
+	tokens  []string
+	results []push.Result
+	first   int // round-robin start, so small batches still use every connection
+	next    atomic.Int64
+	wg      sync.WaitGroup
+}
+
+func (b *batch) work() {
+	defer b.wg.Done()
+	a := b.msg.APNs
+	expireNow := a.Expiration.IsZero()
+	// One Notification per worker, reused: apns2 marshals it into the request
+	// and keeps no reference after PushWithContext returns. The request
+	// context is not reused: http2's stream goroutine may still read it after
+	// the response is in.
+	n := &apns2.Notification{
+		CollapseID: b.msg.CollapseID,
+		Topic:      b.s.topic,
+		Expiration: a.Expiration,
+		Priority:   a.Priority,
+		Payload:    b.payload,
+		PushType:   apns2.EPushType(a.PushType),
+	}
+	clients := b.s.clients
+	for {
+		i := int(b.next.Add(1) - 1)
+		if i >= len(b.tokens) {
+			return
+		}
+		tok := b.tokens[i]
+		if err := b.ctx.Err(); err != nil {
+			b.results[i] = push.Result{Token: tok, Err: err}
+			continue
+		}
+		n.DeviceToken = tok
+		ctx, cancel := context.WithTimeout(b.ctx, b.s.timeout)
+		rc := &reqContext{Context: ctx, expireNow: expireNow}
+		resp, err := clients[(b.first+i)%len(clients)].PushWithContext(rc, n)
+		cancel()
+		switch {
+		case err != nil:
+			b.results[i] = push.Result{Token: tok, Err: b.transportError(err)}
+		case resp.StatusCode == apns2.StatusSent:
+			b.results[i] = push.Result{Token: tok, ID: resp.ApnsID}
+		default:
+			b.results[i] = push.Result{Token: tok, Err: responseError(resp.StatusCode, resp.Reason, rc.retryAfter, time.Now())}
+		}
+	}
+}
+
+// transportError maps a failed round trip: the caller's cancellation stays
+// ctx.Err(); anything else (dial, TLS, reset, timeout) is retryable.
+func (b *batch) transportError(err error) error {
+	if cerr := b.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	reason := "network"
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		reason = "timeout"
+	}
+	return &push.RetryAfterError{Reason: reason, Err: fmt.Errorf("apns: %w", err)}
+}
+
+// Close closes idle connections of every client.
+func (s *Sender) Close() error {
+	for _, c := range s.clients {
+		c.CloseIdleConnections()
+	}
+	return nil
+}

@@ -1,0 +1,341 @@
+package apns_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/push/apns"
+	"github.com/owlpost/owlpost/internal/pushsim"
+)
+
+const (
+	keyID  = "ABC123DEFG"
+	teamID = "TEAM123456"
+	topic  = "com.example.owlpost"
+)
+
+type sim struct {
+	*pushsim.Server
+	p8 []byte
+}
+
+// startSim starts a simulator trusting a fresh APNs key; mutate may change
+// the config (e.g. to trust another key).
+func startSim(t testing.TB, mutate func(*pushsim.Config)) *sim {
+	t.Helper()
+	p8, pub, err := pushsim.GenerateAPNsKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, saPub, err := pushsim.GenerateServiceAccount("owlpost-sim", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := pushsim.Config{
+		APNsKeyID: keyID, APNsTeamID: teamID, APNsPublicKey: pub, APNsTopics: []string{topic},
+		FCMProject: "owlpost-sim", FCMServiceAccountKey: saPub,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	s, err := pushsim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return &sim{Server: s, p8: p8}
+}
+
+func (s *sim) options() apns.Options {
+	return apns.Options{
+		Host: s.APNsURL(), KeyPEM: s.p8, KeyID: keyID, TeamID: teamID,
+		Topic: topic, CAPEM: s.CACertPEM(), Connections: 2, Timeout: 10 * time.Second,
+	}
+}
+
+func newSender(t testing.TB, opts apns.Options) *apns.Sender {
+	t.Helper()
+	s, err := apns.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// hexToken is a well-formed device token: prefix followed by random hex.
+func hexToken(t testing.TB, prefix string) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return prefix + hex.EncodeToString(b)[len(prefix):]
+}
+
+func message(campaign string) *push.Message {
+	return &push.Message{
+		CampaignID: campaign,
+		CollapseID: campaign,
+		APNs: &push.APNsMessage{
+			Payload:  []byte(`{"aps":{"alert":{"title":"Hi","body":"Kick-off!"},"sound":"default"}}`),
+			PushType: "alert",
+			Priority: 10,
+		},
+	}
+}
+
+func TestNewValidation(t *testing.T) {
+	p8, _, err := pushsim.GenerateAPNsKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := apns.Options{KeyPEM: p8, KeyID: keyID, TeamID: teamID, Topic: topic}
+	tests := []struct {
+		name    string
+		mutate  func(*apns.Options)
+		wantErr string // substring; "" means success
+	}{
+		{"token auth", func(*apns.Options) {}, ""},
+		{"development host", func(o *apns.Options) { o.Host = "development" }, ""},
+		{"missing topic", func(o *apns.Options) { o.Topic = "" }, "Options.Topic"},
+		{"no credentials", func(o *apns.Options) { o.KeyPEM = nil }, "no credentials"},
+		{"both auths", func(o *apns.Options) { o.CertFile = "x.p12" }, "not both"},
+		{"missing key id", func(o *apns.Options) { o.KeyID = "" }, "Options.KeyID"},
+		{"garbage key", func(o *apns.Options) { o.KeyPEM = []byte("not a key") }, "Options.KeyPEM"},
+		{"missing key file", func(o *apns.Options) { o.KeyPEM = nil; o.KeyFile = "/nonexistent/AuthKey.p8" }, "Options.KeyFile"},
+		{"missing cert file", func(o *apns.Options) { o.KeyPEM = nil; o.CertFile = "/nonexistent/cert.p12" }, "Options.CertFile"},
+		{"http host", func(o *apns.Options) { o.Host = "http://127.0.0.1:1" }, "Options.Host"},
+		{"bad CA", func(o *apns.Options) { o.CAPEM = []byte("nope") }, "Options.CAPEM"},
+		{"negative connections", func(o *apns.Options) { o.Connections = -1 }, "negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := good
+			tc.mutate(&o)
+			_, err := apns.New(o)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("New error = %v, want it to mention %q", err, tc.wantErr)
+			}
+			if bytes.Contains([]byte(err.Error()), p8[30:60]) {
+				t.Fatalf("error leaks key material: %v", err)
+			}
+		})
+	}
+}
+
+// TestSendBatchOutcomes checks the error mapping against the simulator's real
+// HTTP/2 answers, one token per deterministic pattern.
+func TestSendBatchOutcomes(t *testing.T) {
+	sm := startSim(t, func(c *pushsim.Config) { c.Faults.RetryAfter = 3 * time.Second })
+	s := newSender(t, sm.options())
+	ctx := context.Background()
+	if err := s.Prepare(ctx); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	tests := []struct {
+		name   string
+		token  string
+		class  push.Class
+		reason string
+		wait   time.Duration
+	}{
+		{"accepted", hexToken(t, "a0"), push.ClassOK, "ok", 0},
+		{"unregistered", hexToken(t, "dead0410"), push.ClassInvalidToken, "Unregistered", 0},
+		{"bad token pattern", hexToken(t, "dead0400"), push.ClassInvalidToken, "BadDeviceToken", 0},
+		{"malformed token", "not-a-device-token", push.ClassInvalidToken, "BadDeviceToken", 0},
+		{"too many requests", hexToken(t, "dead0429"), push.ClassRetryable, "TooManyRequests", 3 * time.Second},
+		{"unavailable", hexToken(t, "dead0503"), push.ClassRetryable, "ServiceUnavailable", 3 * time.Second},
+		{"internal error", hexToken(t, "dead0500"), push.ClassRetryable, "InternalServerError", 0},
+	}
+	tokens := make([]string, len(tests))
+	for i, tc := range tests {
+		tokens[i] = tc.token
+	}
+	res := s.SendBatch(ctx, message("outcomes"), tokens)
+	if len(res) != len(tests) {
+		t.Fatalf("got %d results, want %d", len(res), len(tests))
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := res[i]
+			if r.Token != tc.token {
+				t.Fatalf("result %d is for token %q, want %q (order)", i, r.Token, tc.token)
+			}
+			if got := push.Classify(r.Err); got != tc.class {
+				t.Fatalf("class = %v (err %v), want %v", got, r.Err, tc.class)
+			}
+			if got := push.Reason(r.Err); got != tc.reason {
+				t.Errorf("reason = %q, want %q", got, tc.reason)
+			}
+			if got := push.RetryWait(r.Err); got != tc.wait {
+				t.Errorf("retry wait = %v, want %v", got, tc.wait)
+			}
+			if tc.class == push.ClassOK && r.ID == "" {
+				t.Errorf("accepted without apns-id")
+			}
+		})
+	}
+	// The 429 pattern answers once: a second send (the sender's retry) goes through.
+	again := s.SendBatch(ctx, message("outcomes"), []string{tests[4].token})
+	if again[0].Err != nil {
+		t.Errorf("second send of 429 token: %v", again[0].Err)
+	}
+	st := sm.Stats("outcomes")
+	if st.Accepted != 2 || st.RejectedByReason["Unregistered"] != 1 || st.RejectedByReason["TooManyRequests"] != 1 {
+		t.Errorf("simulator stats = %+v", st)
+	}
+}
+
+func TestRejectedNotification(t *testing.T) {
+	sm := startSim(t, nil)
+	s := newSender(t, sm.options())
+	msg := message("too-large")
+	msg.APNs.Payload = []byte(`{"aps":{"alert":"` + strings.Repeat("x", 5000) + `"}}`)
+	res := s.SendBatch(context.Background(), msg, []string{hexToken(t, "b1")})
+	if c := push.Classify(res[0].Err); c != push.ClassRejected || push.Reason(res[0].Err) != "PayloadTooLarge" {
+		t.Fatalf("got %v %q (%v), want rejected PayloadTooLarge", c, push.Reason(res[0].Err), res[0].Err)
+	}
+}
+
+func TestPrepareFatal(t *testing.T) {
+	otherP8, _, err := pushsim.GenerateAPNsKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*apns.Options)
+		reason string
+	}{
+		{"wrong JWT key", func(o *apns.Options) { o.KeyPEM = otherP8 }, "InvalidProviderToken"},
+		{"wrong key id", func(o *apns.Options) { o.KeyID = "ZZZ999ZZZZ" }, "InvalidProviderToken"},
+		{"wrong topic", func(o *apns.Options) { o.Topic = "com.example.other" }, "TopicDisallowed"},
+	}
+	sm := startSim(t, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := sm.options()
+			tc.mutate(&o)
+			s := newSender(t, o)
+			err := s.Prepare(context.Background())
+			if !errors.Is(err, push.ErrFatal) || push.Classify(err) != push.ClassFatal {
+				t.Fatalf("Prepare = %v, want fatal", err)
+			}
+			if got := push.Reason(err); got != tc.reason {
+				t.Errorf("reason = %q, want %q", got, tc.reason)
+			}
+			// A batch sent anyway is refused as fatal for every token.
+			res := s.SendBatch(context.Background(), message("fatal"), []string{hexToken(t, "c1"), hexToken(t, "c2")})
+			for _, r := range res {
+				if push.Classify(r.Err) != push.ClassFatal {
+					t.Errorf("token %s: %v, want fatal", r.Token, r.Err)
+				}
+			}
+		})
+	}
+	if st := sm.Stats("fatal"); st.Accepted != 0 {
+		t.Errorf("accepted %d notifications with bad credentials", st.Accepted)
+	}
+}
+
+// TestBatchExactlyOnce sends 1000 tokens over 4 connections with bounded
+// concurrency and checks the simulator saw each exactly once.
+func TestBatchExactlyOnce(t *testing.T) {
+	sm := startSim(t, nil)
+	o := sm.options()
+	o.Connections = 4
+	o.Concurrency = 200
+	s := newSender(t, o)
+	if err := s.Prepare(context.Background()); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	tokens := make([]string, 1000)
+	for i := range tokens {
+		tokens[i] = hexToken(t, "")
+	}
+	msg := message("once")
+	msg.APNs.Payload = []byte(`{"aps":{"content-available":1}}`)
+	msg.APNs.PushType = "background"
+	msg.APNs.Priority = 5
+	res := s.SendBatch(context.Background(), msg, tokens)
+	for i, r := range res {
+		if r.Token != tokens[i] || r.Err != nil || r.ID == "" {
+			t.Fatalf("result %d = %+v", i, r)
+		}
+	}
+	st := sm.Stats("once")
+	if st.Accepted != 1000 || st.DistinctTokens != 1000 || st.DuplicateTokens != 0 {
+		t.Fatalf("simulator stats = %+v, want 1000 accepted exactly once", st)
+	}
+}
+
+func TestSendBatchCanceled(t *testing.T) {
+	sm := startSim(t, nil)
+	s := newSender(t, sm.options())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := s.SendBatch(ctx, message("canceled"), []string{hexToken(t, "d1"), hexToken(t, "d2")})
+	for _, r := range res {
+		if !errors.Is(r.Err, context.Canceled) || !push.IsRetryable(r.Err) {
+			t.Errorf("token %s: %v, want context.Canceled (retryable)", r.Token, r.Err)
+		}
+	}
+	if st := sm.Stats("canceled"); st.Accepted != 0 {
+		t.Errorf("accepted %d after cancel", st.Accepted)
+	}
+}
+
+// TestInjectedReasons maps every other reason the simulator can answer with
+// (injected as a fault with probability 1) through the adapter.
+func TestInjectedReasons(t *testing.T) {
+	sm := startSim(t, nil)
+	s := newSender(t, sm.options())
+	tests := []struct {
+		reason string
+		class  push.Class
+	}{
+		{"ExpiredToken", push.ClassInvalidToken},
+		{"DeviceTokenNotForTopic", push.ClassInvalidToken},
+		{"Shutdown", push.ClassRetryable},
+		{"IdleTimeout", push.ClassRetryable},
+		{"TooManyProviderTokenUpdates", push.ClassRetryable},
+		{"ExpiredProviderToken", push.ClassFatal},
+		{"BadCertificateEnvironment", push.ClassFatal},
+		{"Forbidden", push.ClassFatal},
+		{"BadTopic", push.ClassFatal},
+		{"BadPath", push.ClassFatal},
+		{"BadCollapseId", push.ClassRejected},
+		{"BadExpirationDate", push.ClassRejected},
+		{"BadPriority", push.ClassRejected},
+		{"InvalidPushType", push.ClassRejected},
+	}
+	for _, tc := range tests {
+		t.Run(tc.reason, func(t *testing.T) {
+			sm.SetFaults(pushsim.Faults{APNsRates: map[string]float64{tc.reason: 1}})
+			res := s.SendBatch(context.Background(), message("injected"), []string{hexToken(t, "e1")})
+			if got := push.Classify(res[0].Err); got != tc.class {
+				t.Fatalf("class = %v (err %v), want %v", got, res[0].Err, tc.class)
+			}
+			if got := push.Reason(res[0].Err); got != tc.reason {
+				t.Errorf("reason = %q, want %q", got, tc.reason)
+			}
+		})
+	}
+}

@@ -1,0 +1,54 @@
+// Package fcm is the push.Sender for Firebase Cloud Messaging (HTTP v1), over
+// firebase.google.com/go/v4/messaging. It is one of the two places in owlpost
+// that know provider error codes (see sendError in errors.go).
+//
+// # Clients, credentials, concurrency
+//
+// One OAuth2 token source is built from the service-account JSON with
+// golang.org/x/oauth2/google (JWT-bearer grant to the key's token_uri) and
+// shared by Options.Clients messaging clients. Each client has its own
+// connection pool (an http.Transport, HTTP/2 when offered) under an
+// oauth2.Transport, handed to firebase with option.WithHTTPClient; firebase
+// then uses that client as is, so its own credential lookup is bypassed and
+// the CA roots of Options.CAFile/CAPEM apply to both the token fetch (through
+// the oauth2.HTTPClient context value the token source keeps) and the
+// messaging calls.
+//
+// SendBatch answers empty tokens itself and sends the others with
+// messaging.SendEach in chunks of Options.ChunkSize (default 250, as the
+// original system's Android batches), chunks running concurrently, each on
+// the next client round-robin; firebase runs 50 requests of a call at once.
+// The messages of a batch are one slice sharing a read-only template.
+//
+// firebase retries HTTP 503 on its own (internal.WithDefaultRetryConfig, not
+// configurable); a RoundTripper presents 503 to it as 500 so that back-pressure
+// reaches the sender's own retry policy (noLibraryRetry in fcm.go). Transport
+// errors are still retried inside firebase (up to 4 times, 0/1/2/4 s).
+//
+// # Prepare
+//
+// Prepare fetches the access token (a refused grant is push.ErrFatal) and
+// warms each client with one validate_only send to an impossible token: FCM
+// answers 400 INVALID_ARGUMENT, proving token and project (401/403 are
+// push.ErrFatal) and leaving one open connection, so the 50 workers of the
+// first SendEach share it instead of each dialing.
+//
+// # Pointing it at Google or at the simulator
+//
+// Google:
+//
+//	fcm.Options{CredentialsFile: "/secrets/firebase-sa.json"}
+//
+// (ProjectID defaults to the key's project_id; Endpoint to
+// https://fcm.googleapis.com/v1; the token_uri of a key from the console is
+// https://oauth2.googleapis.com/token.)
+//
+// Simulator (internal/pushsim, cmd/pushsim):
+//
+//	fcm.Options{CredentialsJSON: sa, ProjectID: project,
+//	    Endpoint: sim.FCMURL(), CAPEM: sim.CACertPEM()}
+//
+// where sa is a service-account key whose token_uri is the simulator's
+// TokenURL (pushsim.GenerateServiceAccount / ServiceAccountWithTokenURI) and
+// Endpoint its FCMURL (ending in /v1, passed to option.WithEndpoint).
+package fcm

@@ -1,0 +1,418 @@
+package fcm
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	firebase "firebase.google.com/go/v4"
+	"firebase.google.com/go/v4/messaging"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+	"google.golang.org/api/option"
+
+	"github.com/owlpost/owlpost/internal/push"
+)
+
+// Defaults applied by New to zero Options fields.
+const (
+	DefaultClients   = 4
+	DefaultChunkSize = 250
+	MaxChunkSize     = 500 // firebase's limit per SendEach call
+	DefaultTimeout   = 30 * time.Second
+)
+
+// messagingScope is the OAuth2 scope of the FCM HTTP v1 API.
+const messagingScope = "https://www.googleapis.com/auth/firebase.messaging"
+
+// warmupToken is the registration token of Prepare's validate-only send. It
+// cannot be a real registration token (far too short), so FCM answers 400
+// INVALID_ARGUMENT once the OAuth2 token and project have been checked;
+// validate_only guarantees nothing is delivered anyway.
+const warmupToken = "owlpost-warmup-not-a-registration-token"
+
+// Options configures a Sender.
+type Options struct {
+	// ProjectID is the Firebase project; default: the service account's
+	// project_id.
+	ProjectID string
+	// CredentialsJSON (or CredentialsFile) is a service-account key JSON. Its
+	// token_uri is where OAuth2 access tokens are fetched (the simulator's
+	// service accounts point at the simulator).
+	CredentialsJSON []byte
+	CredentialsFile string
+	// Endpoint overrides the messaging endpoint, default
+	// https://fcm.googleapis.com/v1 (for the simulator: pushsim's FCMURL, which
+	// ends in /v1).
+	Endpoint string
+	// CAFile / CAPEM add roots to trust, on top of the system pool, for both
+	// the token endpoint and the messaging endpoint (the simulator's CA).
+	CAFile string
+	CAPEM  []byte
+	// Clients is the number of messaging clients, each with its own
+	// connection pool (one HTTP/2 connection once warmed). Default 4.
+	Clients int
+	// ChunkSize is the number of tokens per SendEach call (firebase runs 50
+	// requests of one call concurrently). Default 250, at most 500.
+	ChunkSize int
+	// Timeout bounds the wait for each messaging answer
+	// (http.Transport.ResponseHeaderTimeout) and each token fetch (whole
+	// request). Default 30s. The caller's ctx bounds a SendBatch as a whole.
+	//
+	// Not http.Client.Timeout on the messaging clients: over a transport that
+	// net/http does not recognise (the oauth2 one) it costs a timer goroutine
+	// per request.
+	Timeout time.Duration
+}
+
+// Sender sends to FCM HTTP v1 through firebase.google.com/go/v4/messaging.
+// It implements push.Sender and is safe for concurrent use.
+type Sender struct {
+	clients []*messaging.Client
+	bases   []*http.Transport // per-client connection pools, for Close
+	tokenTr *http.Transport   // token endpoint pool, for Close
+	auth    *authWatch
+	ts      oauth2.TokenSource // shared by every client: one access token
+	chunk   int
+	rr      atomic.Uint32
+}
+
+var _ push.Sender = (*Sender)(nil)
+
+// New validates opts and builds the clients. It makes no request; see
+// Prepare. Errors name the offending field and never contain key material.
+func New(opts Options) (*Sender, error) {
+	if opts.Clients < 0 || opts.ChunkSize < 0 || opts.Timeout < 0 {
+		return nil, errors.New("fcm: Options.Clients, ChunkSize and Timeout must not be negative")
+	}
+	if opts.ChunkSize > MaxChunkSize {
+		return nil, fmt.Errorf("fcm: Options.ChunkSize %d exceeds firebase's limit of %d", opts.ChunkSize, MaxChunkSize)
+	}
+	if opts.Clients == 0 {
+		opts.Clients = DefaultClients
+	}
+	if opts.ChunkSize == 0 {
+		opts.ChunkSize = DefaultChunkSize
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Endpoint != "" {
+		if u, err := url.Parse(opts.Endpoint); err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("fcm: Options.Endpoint %q is not an absolute URL", opts.Endpoint)
+		}
+	}
+	credJSON := opts.CredentialsJSON
+	switch {
+	case len(credJSON) > 0 && opts.CredentialsFile != "":
+		return nil, errors.New("fcm: set Options.CredentialsJSON or Options.CredentialsFile, not both")
+	case len(credJSON) == 0 && opts.CredentialsFile == "":
+		return nil, errors.New("fcm: Options.CredentialsJSON or Options.CredentialsFile (service account key) is required")
+	case len(credJSON) == 0:
+		b, err := os.ReadFile(opts.CredentialsFile)
+		if err != nil {
+			return nil, fmt.Errorf("fcm: Options.CredentialsFile: %w", err)
+		}
+		credJSON = b
+	}
+	roots, err := rootPool(opts.CAFile, opts.CAPEM)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Sender{chunk: opts.ChunkSize}
+	// The token fetch to token_uri goes through its own client trusting roots:
+	// oauth2 reads it from the context the token source was built with (the
+	// source keeps that context for every refresh, so it is not a request's).
+	s.tokenTr = baseTransport(roots, 0)
+	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient,
+		&http.Client{Transport: s.tokenTr, Timeout: opts.Timeout})
+	creds, err := google.CredentialsFromJSONWithTypeAndParams(tokenCtx, credJSON, google.ServiceAccount,
+		google.CredentialsParams{Scopes: []string{messagingScope}})
+	if err != nil {
+		// Parse/type errors only; they do not quote the key.
+		return nil, fmt.Errorf("fcm: Options.CredentialsJSON/CredentialsFile: %w", err)
+	}
+	project := opts.ProjectID
+	if project == "" {
+		project = creds.ProjectID
+	}
+	if project == "" {
+		return nil, errors.New("fcm: Options.ProjectID is required (the service account has no project_id)")
+	}
+	s.auth = &authWatch{src: creds.TokenSource}
+	s.ts = oauth2.ReuseTokenSource(nil, s.auth)
+
+	for i := range opts.Clients {
+		base := baseTransport(roots, opts.Timeout)
+		hc := &http.Client{
+			Transport: &noLibraryRetry{base: &oauth2.Transport{Source: s.ts, Base: base}},
+		}
+		// WithHTTPClient makes firebase use hc as is (its own credential
+		// handling is bypassed; hc carries the OAuth2 token itself).
+		appOpts := []option.ClientOption{option.WithHTTPClient(hc)}
+		if opts.Endpoint != "" {
+			appOpts = append(appOpts, option.WithEndpoint(opts.Endpoint))
+		}
+		app, err := firebase.NewApp(context.Background(), &firebase.Config{ProjectID: project}, appOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("fcm: firebase app %d: %w", i, err)
+		}
+		mc, err := app.Messaging(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("fcm: messaging client %d: %w", i, err)
+		}
+		s.clients = append(s.clients, mc)
+		s.bases = append(s.bases, base)
+	}
+	return s, nil
+}
+
+// baseTransport is what google.golang.org/api uses by default (a clone of
+// http.DefaultTransport with 100 idle connections per host, HTTP/2 when the
+// server offers it), plus the extra roots and the response-header timeout.
+func baseTransport(roots *x509.CertPool, headerTimeout time.Duration) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 100
+	t.ResponseHeaderTimeout = headerTimeout
+	if roots != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
+	return t
+}
+
+// rootPool returns nil (system roots) unless extra CAs are given.
+func rootPool(file string, pemBytes []byte) (*x509.CertPool, error) {
+	if file == "" && len(pemBytes) == 0 {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("fcm: Options.CAFile: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("fcm: Options.CAFile %s: no PEM certificate found", file)
+		}
+	}
+	if len(pemBytes) > 0 && !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, errors.New("fcm: Options.CAPEM: no PEM certificate found")
+	}
+	return pool, nil
+}
+
+// authWatch remembers whether the token endpoint refused the last fetch:
+// firebase turns a failed fetch into a bare transport error string, and a
+// refused credential must stop the sender rather than be retried.
+type authWatch struct {
+	src     oauth2.TokenSource
+	refused atomic.Bool
+}
+
+func (a *authWatch) Token() (*oauth2.Token, error) {
+	t, err := a.src.Token()
+	a.refused.Store(refusedFetch(err))
+	return t, err
+}
+
+// refusedFetch reports whether err is the token endpoint's 4xx answer
+// (invalid_grant, unauthorized_client, ...), other than 408/429.
+func refusedFetch(err error) bool {
+	var re *oauth2.RetrieveError
+	if err == nil || !errors.As(err, &re) || re.Response == nil {
+		return false
+	}
+	c := re.Response.StatusCode
+	return c >= 400 && c < 500 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests
+}
+
+// tokenError classifies a failed access-token fetch.
+func tokenError(err error) error {
+	if refusedFetch(err) {
+		return &push.ReasonError{Reason: "oauth2_refused", Err: fmt.Errorf("fcm: access token: %w: %w", push.ErrFatal, err)}
+	}
+	return &push.RetryAfterError{Reason: "oauth2_token", Err: fmt.Errorf("fcm: access token: %w", err)}
+}
+
+// noLibraryRetry presents HTTP 503 to firebase as 500. firebase's messaging
+// client retries 503 by itself (up to 4 times, backing off up to minutes,
+// internal.WithDefaultRetryConfig, not configurable), which would hide
+// back-pressure from the sender, stall a whole SendEach call, and break the
+// push.Sender contract "never retries by itself". The Google error body, and
+// so the UNAVAILABLE code and the Retry-After header, are untouched. firebase
+// still retries transport errors (connection refused/reset) on its own.
+type noLibraryRetry struct {
+	base http.RoundTripper
+}
+
+func (t *noLibraryRetry) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+		resp.StatusCode = http.StatusInternalServerError
+	}
+	return resp, err
+}
+
+// Platform returns push.Android.
+func (s *Sender) Platform() push.Platform { return push.Android }
+
+// Prepare fetches the OAuth2 access token from the service account's
+// token_uri and warms every client with one validate-only send to an
+// impossible token, so each opens its (HTTP/2) connection before GO; without
+// it, the 50 workers of a fresh client's first SendEach would each dial.
+// A refused credential (token endpoint 4xx, FCM 401/403, SENDER_ID_MISMATCH)
+// is an error wrapping push.ErrFatal; the expected INVALID_ARGUMENT for the
+// warm-up token means ready.
+func (s *Sender) Prepare(ctx context.Context) error {
+	if _, err := s.ts.Token(); err != nil {
+		return fmt.Errorf("fcm: prepare: %w", tokenError(err))
+	}
+	errs := make([]error, len(s.clients))
+	var wg sync.WaitGroup
+	for i, c := range s.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.SendDryRun(ctx, &messaging.Message{
+				Token: warmupToken,
+				Data:  map[string]string{"owlpost": "warmup"},
+			})
+			err = sendError(ctx, err, s.auth.refused.Load(), time.Now())
+			switch push.Classify(err) {
+			case push.ClassFatal, push.ClassRetryable:
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("fcm: prepare client %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// SendBatch sends msg to every token with firebase's SendEach, in chunks of
+// Options.ChunkSize run concurrently, each on the next client round-robin.
+// Results are in the order of tokens. It never retries.
+func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []string) []push.Result {
+	results := make([]push.Result, len(tokens))
+	if msg == nil || msg.FCM == nil {
+		fillErr(results, tokens, nil, &push.ReasonError{Reason: "no_fcm_message", Err: push.ErrFatal})
+		return results
+	}
+	// A valid access token is cached, so this is cheap. Checking here keeps a
+	// token-endpoint failure from reaching firebase, which would retry it as a
+	// transport error for seconds per token.
+	if _, err := s.ts.Token(); err != nil {
+		fillErr(results, tokens, nil, tokenError(err))
+		return results
+	}
+	tmpl := template(msg)
+	// One allocation for all messages of the batch; empty tokens would make
+	// firebase refuse the whole chunk, so they are answered here.
+	msgs := make([]messaging.Message, len(tokens))
+	ptrs := make([]*messaging.Message, 0, len(tokens))
+	idx := make([]int32, 0, len(tokens))
+	for i, t := range tokens {
+		if t == "" {
+			results[i] = push.Result{Err: &push.ReasonError{Reason: "empty_token", Err: push.ErrBadToken}}
+			continue
+		}
+		msgs[i] = tmpl
+		msgs[i].Token = t
+		ptrs = append(ptrs, &msgs[i])
+		idx = append(idx, int32(i))
+	}
+	var wg sync.WaitGroup
+	for off := 0; off < len(ptrs); off += s.chunk {
+		end := min(off+s.chunk, len(ptrs))
+		c := s.clients[int(s.rr.Add(1))%len(s.clients)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.sendChunk(ctx, c, ptrs[off:end], idx[off:end], tokens, results)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func (s *Sender) sendChunk(ctx context.Context, c *messaging.Client, msgs []*messaging.Message,
+	idx []int32, tokens []string, results []push.Result) {
+	br, err := c.SendEach(ctx, msgs)
+	if err != nil {
+		// Only firebase's own validation fails a whole call: the message is
+		// invalid for every token.
+		fillErr(results, tokens, idx, &push.ReasonError{Reason: "invalid_message",
+			Err: fmt.Errorf("fcm: %w: %w", push.ErrFatal, err)})
+		return
+	}
+	refused := s.auth.refused.Load()
+	now := time.Now()
+	for j, r := range br.Responses {
+		k := idx[j]
+		if r.Success {
+			results[k] = push.Result{Token: tokens[k], ID: r.MessageID}
+			continue
+		}
+		results[k] = push.Result{Token: tokens[k], Err: sendError(ctx, r.Error, refused, now)}
+	}
+}
+
+// fillErr sets err on the results at idx (all results when idx is nil).
+func fillErr(results []push.Result, tokens []string, idx []int32, err error) {
+	if idx == nil {
+		for i, t := range tokens {
+			results[i] = push.Result{Token: t, Err: err}
+		}
+		return
+	}
+	for _, k := range idx {
+		results[k] = push.Result{Token: tokens[k], Err: err}
+	}
+}
+
+// template is the message every token of msg receives, without the token.
+// Its pointers are shared read-only by all messages of the batch, as
+// firebase's own SendEachForMulticast does.
+func template(msg *push.Message) messaging.Message {
+	f := msg.FCM
+	android := &messaging.AndroidConfig{CollapseKey: msg.CollapseID, Priority: f.Priority}
+	if f.TTL > 0 { // zero: FCM's default TTL
+		ttl := f.TTL
+		android.TTL = &ttl
+	}
+	m := messaging.Message{Data: f.Data, Android: android}
+	if !f.Silent {
+		m.Notification = &messaging.Notification{Title: f.Title, Body: f.Body, ImageURL: f.ImageURL}
+		android.Notification = &messaging.AndroidNotification{
+			Tag:         msg.CollapseID,
+			Sound:       f.Sound,
+			ClickAction: f.ClickAction,
+		}
+	}
+	return m
+}
+
+// Close closes idle connections.
+func (s *Sender) Close() error {
+	for _, b := range s.bases {
+		b.CloseIdleConnections()
+	}
+	s.tokenTr.CloseIdleConnections()
+	return nil
+}

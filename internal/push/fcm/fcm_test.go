@@ -1,0 +1,311 @@
+package fcm_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/push/fcm"
+	"github.com/owlpost/owlpost/internal/pushsim"
+)
+
+const project = "owlpost-sim"
+
+type sim struct {
+	*pushsim.Server
+	sa []byte // service account JSON whose token_uri is the simulator's
+}
+
+// startSim starts a simulator trusting a fresh service account; mutate may
+// change the config (e.g. to trust another key).
+func startSim(t testing.TB, mutate func(*pushsim.Config)) *sim {
+	t.Helper()
+	_, apnsPub, err := pushsim.GenerateAPNsKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, saPub, err := pushsim.GenerateServiceAccount(project, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := pushsim.Config{
+		APNsKeyID: "ABC123DEFG", APNsTeamID: "TEAM123456", APNsPublicKey: apnsPub,
+		FCMProject: project, FCMServiceAccountKey: saPub,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	s, err := pushsim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if sa, err = pushsim.ServiceAccountWithTokenURI(sa, s.TokenURL()); err != nil {
+		t.Fatal(err)
+	}
+	return &sim{Server: s, sa: sa}
+}
+
+func (s *sim) options() fcm.Options {
+	return fcm.Options{
+		CredentialsJSON: s.sa, Endpoint: s.FCMURL(), CAPEM: s.CACertPEM(),
+		Clients: 2, Timeout: 10 * time.Second,
+	}
+}
+
+func newSender(t testing.TB, opts fcm.Options) *fcm.Sender {
+	t.Helper()
+	s, err := fcm.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// regToken is a well-formed registration token (152 chars) containing mark.
+func regToken(t testing.TB, mark string) string {
+	t.Helper()
+	b := make([]byte, 80)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "f" + mark + ":" + hex.EncodeToString(b)[:150-len(mark)]
+}
+
+func message(campaign string) *push.Message {
+	return &push.Message{
+		CampaignID: campaign,
+		CollapseID: campaign,
+		FCM: &push.FCMMessage{
+			Title: "Hi", Body: "Kick-off!", Sound: "default", ClickAction: "OPEN_GAME",
+			Data:     map[string]string{"campaign_id": campaign, "deeplink": "app://game"},
+			Priority: "high", TTL: 10 * time.Minute,
+		},
+	}
+}
+
+func TestNewValidation(t *testing.T) {
+	sa, _, err := pushsim.GenerateServiceAccount(project, "https://127.0.0.1:1/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := fcm.Options{CredentialsJSON: sa}
+	tests := []struct {
+		name    string
+		mutate  func(*fcm.Options)
+		wantErr string
+	}{
+		{"service account", func(*fcm.Options) {}, ""},
+		{"explicit project", func(o *fcm.Options) { o.ProjectID = "other" }, ""},
+		{"no credentials", func(o *fcm.Options) { o.CredentialsJSON = nil }, "Options.CredentialsJSON"},
+		{"both credentials", func(o *fcm.Options) { o.CredentialsFile = "sa.json" }, "not both"},
+		{"missing file", func(o *fcm.Options) { o.CredentialsJSON = nil; o.CredentialsFile = "/nonexistent/sa.json" }, "Options.CredentialsFile"},
+		{"not JSON", func(o *fcm.Options) { o.CredentialsJSON = []byte("{nope") }, "Options.CredentialsJSON"},
+		{"not a service account", func(o *fcm.Options) { o.CredentialsJSON = []byte(`{"type":"authorized_user"}`) }, "Options.CredentialsJSON"},
+		{"chunk too big", func(o *fcm.Options) { o.ChunkSize = 501 }, "Options.ChunkSize"},
+		{"relative endpoint", func(o *fcm.Options) { o.Endpoint = "fcm/v1" }, "Options.Endpoint"},
+		{"bad CA", func(o *fcm.Options) { o.CAPEM = []byte("nope") }, "Options.CAPEM"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := good
+			tc.mutate(&o)
+			_, err := fcm.New(o)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("New error = %v, want it to mention %q", err, tc.wantErr)
+			}
+			if bytes.Contains([]byte(err.Error()), []byte("PRIVATE KEY")) {
+				t.Fatalf("error leaks key material: %v", err)
+			}
+		})
+	}
+}
+
+// TestSendBatchOutcomes checks the error mapping against the simulator's real
+// FCM v1 answers, one token per deterministic pattern.
+func TestSendBatchOutcomes(t *testing.T) {
+	sm := startSim(t, func(c *pushsim.Config) { c.Faults.RetryAfter = 3 * time.Second })
+	s := newSender(t, sm.options())
+	ctx := context.Background()
+	if err := s.Prepare(ctx); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	tests := []struct {
+		name   string
+		token  string
+		class  push.Class
+		reason string
+		wait   time.Duration
+	}{
+		{"accepted", regToken(t, "ok"), push.ClassOK, "ok", 0},
+		{"unregistered", regToken(t, "UNREGISTERED"), push.ClassInvalidToken, "UNREGISTERED", 0},
+		{"invalid argument", regToken(t, "INVALIDARG"), push.ClassInvalidToken, "INVALID_ARGUMENT", 0},
+		{"malformed token", "short-token", push.ClassInvalidToken, "INVALID_ARGUMENT", 0},
+		{"empty token", "", push.ClassInvalidToken, "empty_token", 0},
+		{"quota exceeded", regToken(t, "QUOTA429"), push.ClassRetryable, "QUOTA_EXCEEDED", 3 * time.Second},
+		// firebase would retry the 503 itself; the adapter must surface it.
+		{"unavailable", regToken(t, "UNAVAIL503"), push.ClassRetryable, "UNAVAILABLE", 3 * time.Second},
+		{"internal", regToken(t, "INTERNAL500"), push.ClassRetryable, "INTERNAL", 0},
+	}
+	tokens := make([]string, len(tests))
+	for i, tc := range tests {
+		tokens[i] = tc.token
+	}
+	res := s.SendBatch(ctx, message("outcomes"), tokens)
+	if len(res) != len(tests) {
+		t.Fatalf("got %d results, want %d", len(res), len(tests))
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := res[i]
+			if r.Token != tc.token {
+				t.Fatalf("result %d is for token %q, want %q (order)", i, r.Token, tc.token)
+			}
+			if got := push.Classify(r.Err); got != tc.class {
+				t.Fatalf("class = %v (err %v), want %v", got, r.Err, tc.class)
+			}
+			if got := push.Reason(r.Err); got != tc.reason {
+				t.Errorf("reason = %q, want %q", got, tc.reason)
+			}
+			if got := push.RetryWait(r.Err); got != tc.wait {
+				t.Errorf("retry wait = %v, want %v", got, tc.wait)
+			}
+			if tc.class == push.ClassOK && !strings.HasPrefix(r.ID, "projects/"+project+"/messages/") {
+				t.Errorf("accepted with message name %q", r.ID)
+			}
+		})
+	}
+	st := sm.Stats("outcomes")
+	if st.Accepted != 1 || st.RejectedByReason["UNAVAILABLE"] != 1 || st.RejectedByReason["QUOTA_EXCEEDED"] != 1 {
+		t.Errorf("simulator stats = %+v (one accepted, no hidden retry of UNAVAILABLE)", st)
+	}
+}
+
+func TestPrepareFatal(t *testing.T) {
+	otherSA, _, err := pushsim.GenerateServiceAccount(project, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := startSim(t, nil)
+	if otherSA, err = pushsim.ServiceAccountWithTokenURI(otherSA, sm.TokenURL()); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(*fcm.Options)
+		reason string // "" = only check the class
+	}{
+		{"service account not trusted", func(o *fcm.Options) { o.CredentialsJSON = otherSA }, "oauth2_refused"},
+		{"wrong project", func(o *fcm.Options) { o.ProjectID = "someone-else" }, "PERMISSION_DENIED"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := sm.options()
+			tc.mutate(&o)
+			s := newSender(t, o)
+			err := s.Prepare(context.Background())
+			if !errors.Is(err, push.ErrFatal) || push.Classify(err) != push.ClassFatal {
+				t.Fatalf("Prepare = %v, want fatal", err)
+			}
+			if tc.reason != "" && push.Reason(err) != tc.reason {
+				t.Errorf("reason = %q, want %q", push.Reason(err), tc.reason)
+			}
+			res := s.SendBatch(context.Background(), message("fatal"), []string{regToken(t, "x")})
+			if push.Classify(res[0].Err) != push.ClassFatal {
+				t.Errorf("SendBatch after refused credentials: %v, want fatal", res[0].Err)
+			}
+		})
+	}
+	if st := sm.Stats("fatal"); st.Accepted != 0 {
+		t.Errorf("accepted %d notifications with bad credentials", st.Accepted)
+	}
+}
+
+// TestBatchExactlyOnce sends 500 tokens (two SendEach chunks on two clients)
+// and checks the simulator saw each exactly once.
+func TestBatchExactlyOnce(t *testing.T) {
+	sm := startSim(t, nil)
+	s := newSender(t, sm.options())
+	if err := s.Prepare(context.Background()); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	tokens := make([]string, 500)
+	for i := range tokens {
+		tokens[i] = regToken(t, "")
+	}
+	msg := message("once")
+	msg.FCM.Silent = true
+	res := s.SendBatch(context.Background(), msg, tokens)
+	for i, r := range res {
+		if r.Token != tokens[i] || r.Err != nil || r.ID == "" {
+			t.Fatalf("result %d = %+v", i, r)
+		}
+	}
+	st := sm.Stats("once")
+	if st.Accepted != 500 || st.DistinctTokens != 500 || st.DuplicateTokens != 0 {
+		t.Fatalf("simulator stats = %+v, want 500 accepted exactly once", st)
+	}
+}
+
+func TestSendBatchCanceled(t *testing.T) {
+	sm := startSim(t, nil)
+	s := newSender(t, sm.options())
+	if err := s.Prepare(context.Background()); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := s.SendBatch(ctx, message("canceled"), []string{regToken(t, "a"), regToken(t, "b")})
+	for _, r := range res {
+		if !errors.Is(r.Err, context.Canceled) || !push.IsRetryable(r.Err) {
+			t.Errorf("token %s: %v, want context.Canceled (retryable)", r.Token, r.Err)
+		}
+	}
+	if st := sm.Stats("canceled"); st.Accepted != 0 {
+		t.Errorf("accepted %d after cancel", st.Accepted)
+	}
+}
+
+// TestInjectedCodes maps the FCM error codes the patterns do not cover
+// (injected as a fault with probability 1) through the adapter.
+func TestInjectedCodes(t *testing.T) {
+	sm := startSim(t, nil)
+	s := newSender(t, sm.options())
+	tests := []struct {
+		code   string
+		class  push.Class
+		reason string
+	}{
+		{"SENDER_ID_MISMATCH", push.ClassFatal, "SENDER_ID_MISMATCH"},
+		{"THIRD_PARTY_AUTH_ERROR", push.ClassFatal, "THIRD_PARTY_AUTH_ERROR"},
+		{"UNSPECIFIED_ERROR", push.ClassRetryable, "INTERNAL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.code, func(t *testing.T) {
+			sm.SetFaults(pushsim.Faults{FCMRates: map[string]float64{tc.code: 1}})
+			res := s.SendBatch(context.Background(), message("injected"), []string{regToken(t, "e")})
+			if got := push.Classify(res[0].Err); got != tc.class {
+				t.Fatalf("class = %v (err %v), want %v", got, res[0].Err, tc.class)
+			}
+			if got := push.Reason(res[0].Err); got != tc.reason {
+				t.Errorf("reason = %q, want %q", got, tc.reason)
+			}
+		})
+	}
+}
