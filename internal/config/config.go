@@ -135,7 +135,8 @@ type PlannerConfig struct {
 // FanoutConfig tunes the fanout stage.
 type FanoutConfig struct {
 	Group string `mapstructure:"group"`
-	// TransactionalID prefix; the instance id is appended.
+	// TransactionalID prefix; "-p<partition>" of the batches topic is appended
+	// (one transactional producer per partition, so a new owner fences the old).
 	TransactionalID string `mapstructure:"transactional_id"`
 }
 

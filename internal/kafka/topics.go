@@ -22,6 +22,15 @@ type TopicSpec struct {
 
 const day = 24 * 60 * 60 * 1000
 
+// maxBatchBytes bounds a batch record: 250 Android tokens of up to 4096
+// characters are about 1 MB, over Kafka's default limit.
+const maxBatchBytes = "4194304" // 4 MiB
+
+func withMaxBytes(m map[string]string) map[string]string {
+	m["max.message.bytes"] = maxBatchBytes
+	return m
+}
+
 // Specs lists every topic of the system with its settings.
 func Specs(cfg *config.Config) []TopicSpec {
 	t := cfg.Topics
@@ -48,13 +57,14 @@ func Specs(cfg *config.Config) []TopicSpec {
 		// re-plan is being written.
 		{t.Batches, t.BatchesPartitions, compact(map[string]string{
 			"min.compaction.lag.ms": strconv.Itoa(60 * 60 * 1000),
-			"max.message.bytes":     strconv.Itoa(4 << 20),
+			"max.message.bytes":     maxBatchBytes,
 		})},
 		// One partition: every reader sees control records in order.
 		{t.Control, 1, retention(90)},
 		{t.Status, 1, compact(nil)},
-		{t.SendIOS, t.SendPartitions, retention(7)},
-		{t.SendAndroid, t.SendPartitions, retention(7)},
+		// Send tasks are batch records: same size limit as the batches topic.
+		{t.SendIOS, t.SendPartitions, withMaxBytes(retention(7))},
+		{t.SendAndroid, t.SendPartitions, withMaxBytes(retention(7))},
 		{t.Results, t.ResultsPartitions, retention(90)},
 		{t.Feedback, t.FeedbackPartitions, compact(nil)},
 		{t.Rejects, t.RejectsPartitions, retention(30)},

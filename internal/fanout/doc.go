@@ -1,0 +1,130 @@
+// Package fanout is the stage between the plan and the senders: it holds a
+// campaign's batch records in memory before GO and, on the trigger, streams
+// them verbatim to the per-platform send topics, exactly once.
+//
+// # Who owns what: a consumer group without consumption
+//
+// The instances form the consumer group fanout.group on the batches topic.
+// Group membership is used only to divide the batches-topic partitions
+// between live instances (OnPartitionsAssigned / Revoked / Lost) and to move
+// a dead instance's partitions to the others after the session timeout
+// (10 s). Nothing is consumed through the group and no offset is committed:
+// the batches topic is a compacted store of plans written days ahead, where
+// one campaign's batches sit anywhere among other campaigns' records and
+// tombstones. What an instance needs is "the latest value of every key of
+// campaign C in partition p", which is a snapshot (kafka.ReadSnapshot,
+// read_committed, up to the end offset taken when the load starts), not a
+// position in a stream; a committed offset would say nothing about which of
+// C's batches were released. Release progress is tracked by progress
+// markers instead (below).
+//
+// # Control topic
+//
+// Every instance reads every partition of the control topic directly (no
+// group) from the start, read_committed, with a 100 ms fetch wait (the broker
+// answers a waiting fetch as soon as a record arrives, so the wait does not
+// add latency; see the trigger latency measured in the tests). Records up to
+// the end offsets taken at start-up are replayed to rebuild what is
+// prepared, fired, proofed and aborted; work is scheduled only after the
+// replay, so a restart does not load every campaign it ever saw.
+//
+// # Prepare
+//
+// On Control prepare C (and, for campaigns already prepared or fired, when
+// a partition is assigned), each owned partition is loaded: the campaign's
+// current manifest (catalog.Manifest), a snapshot of the partition keeping
+// the records with key prefix "C/" (latest value per key, tombstones
+// delete), copied out of the fetch buffers and kept as raw bytes: release
+// copies them to the send topics without decoding. Each record is decoded
+// once at load to verify it: campaign, platform and seq agree with the key,
+// the generation is the manifest's, the seq is inside the plan and
+// wire.Assign puts it in this partition; then the partition's batch and
+// token counts are compared with the manifest's. When one instance holds
+// every partition it also recomputes the plan checksum (wire.PlanHash over
+// the exact record values). Records failing a check are not held and the
+// instance reports the problems. Readiness is published to the status topic
+// as wire.Status{Role: fanout, State: loading|ready|error|idle, Generation,
+// Partitions, Batches, Tokens, ManifestMatch}, re-published every 5 s while
+// the campaign is held (the heartbeat: a record older than a few heartbeats
+// means the instance is gone), and as StateStopped on a clean exit. Ready
+// (for /readyz) is true once the control topic is replayed and every
+// prepared campaign is held and verified.
+//
+// # Fire: a verified trigger only
+//
+// A Control fire record is acted on only after its fire id was checked
+// against the winner recorded by the Redis guard (guard.FireOf) and the
+// campaign was checked not aborted (guard.Aborted). If Redis does not answer
+// the check is retried with backoff, for as long as it takes: nothing is
+// released on an unverified trigger. Any other fire id is ignored and
+// counted (owlpost_fanout_triggers_ignored_total{reason="not_winner"}); the
+// winner's record published again by later presses is counted as
+// "duplicate" and changes nothing.
+//
+// # Release, exactly once: a transactional id per partition
+//
+// Each owned batches-topic partition has its own transactional producer,
+// transactional id fanout.transactional_id + "-p<partition>". Kafka
+// transactions are the natural tool because the thing to make atomic is a
+// write to Kafka: "these send tasks" together with "how far this partition
+// got". Keying the transactional id by partition, not by instance, is what
+// makes a takeover safe: when a partition moves, the new owner initialises
+// the same transactional id, the broker bumps its epoch, aborts (or
+// completes) the previous owner's open transaction and rejects anything the
+// previous owner still tries to commit (zombie fencing). The producer is
+// initialised when the partition is assigned, long before GO, so the fire
+// path has no InitProducerID round trip and the fencing happens early.
+//
+// A partition's held batches are released in key order in chunks, one
+// transaction per chunk: 4 batches first (the first send task is visible to
+// the senders within milliseconds), then doubling up to 256 batches or 8 MiB.
+// Measured on the 2-core dev machine (one instance, 4 partitions, 2,400 iOS
+// batches of 500 tokens = 1.2M tokens, 40 MB): about 1.0 s fire-to-released
+// with chunks of at most 16, 0.6 s with 64, 0.3-0.7 s with 256 (noisy: the
+// machine was shared). Trigger latency, trigger record timestamp to the first
+// send task visible to a read_committed consumer: median 9.5 ms over 7 fires
+// (TestTriggerLatency -v). Each
+// transaction also writes the progress marker of the partition to the status
+// topic, key MarkerKey = "C/release/F/p<partition>", value a wire.Status
+// with Role "release" and Released = batches committed so far. Records and
+// marker commit or abort together, so the marker is exactly the number of
+// send tasks of that partition the senders (reading read_committed) will
+// ever see. The new owner of a partition reads the markers (read_committed)
+// after its producer initialisation has settled the previous owner's
+// transaction, and continues after the marker; the held batches are the same
+// because the plan (generation and counts, checked against the marker) is.
+// After a failed transaction the markers are read again before going on, as
+// a commit whose outcome was unknown may have landed.
+//
+// This is the consume-transform-produce pattern with the consumed position
+// replaced by the marker; committing batches-topic offsets in the
+// transaction (GroupTransactSession) would tie the transactional id to the
+// instance, which cannot fence a dead instance's successor per partition,
+// and would make release depend on consuming the partition at GO instead of
+// holding it.
+//
+// Windows that remain: a killed instance's open transaction stays open until
+// its partitions' new owner initialises (at most the session timeout, 10 s)
+// or the transaction timeout (10 s) passes; until then read_committed
+// senders do not read past it on the send-topic partitions it touched.
+//
+// Send tasks carry wire.FireHeaders(Fire{ID, Kind: fire, FiredAt: the
+// trigger's At, Deadline: its Deadline}). Metrics: trigger_seconds (trigger
+// record timestamp to this instance's first committed send task) and
+// release_seconds (fire time to a partition fully released). A released
+// partition's batches are dropped from memory.
+//
+// # Proof
+//
+// Control proof C with FireID P is handled by the owner of partition 0: it
+// builds batches from the campaign's proof audience (generation 0, seq from
+// 0, one per platform) and releases them on partition 0's transactional path
+// with Kind proof and marker key "C/release/P/p0". Only proof devices; it
+// never counts as the fire. Requests older than ProofMaxAge are dropped.
+//
+// # Abort
+//
+// Control abort C (or an abort found in the guard while verifying a fire):
+// releases of C stop at the next chunk boundary, C's held batches are
+// dropped and the status becomes aborted. Later triggers are ignored.
+package fanout

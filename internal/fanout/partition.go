@@ -1,0 +1,510 @@
+package fanout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/wire"
+)
+
+type jobKind int
+
+const (
+	jobLoad jobKind = iota
+	jobRelease
+	jobProof
+)
+
+type job struct {
+	kind     jobKind
+	campaign string
+	proof    wire.Control
+}
+
+// partition is one owned batches-topic partition: its transactional
+// producer (transactional id <fanout.transactional_id>-p<partition>), its
+// progress markers, and a worker that runs its jobs one at a time (one
+// transaction at a time per producer).
+type partition struct {
+	id     int32
+	ctx    context.Context
+	cancel context.CancelFunc
+	prod   *kgo.Client
+	closed sync.Once
+	done   chan struct{}
+	ready  bool // producer initialised and markers read; guarded by Stage.mu
+
+	qmu   sync.Mutex
+	queue []job
+	wake  chan struct{}
+
+	// markers is touched only by the worker goroutine.
+	markers map[string]marker
+}
+
+func (p *partition) enqueue(j job) {
+	p.qmu.Lock()
+	p.queue = append(p.queue, j)
+	p.qmu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *partition) next() (job, bool) {
+	for {
+		p.qmu.Lock()
+		if len(p.queue) > 0 {
+			j := p.queue[0]
+			p.queue = p.queue[1:]
+			p.qmu.Unlock()
+			return j, true
+		}
+		p.qmu.Unlock()
+		select {
+		case <-p.ctx.Done():
+			return job{}, false
+		case <-p.wake:
+		}
+	}
+}
+
+// TransactionalID is the transactional id of a batches-topic partition's
+// releases. Whoever owns the partition uses it, so a new owner fences the
+// previous one and aborts its open transaction.
+func TransactionalID(prefix string, partition int32) string {
+	return prefix + "-p" + strconv.FormatInt(int64(partition), 10)
+}
+
+// onAssigned starts a worker per newly owned partition.
+func (s *Stage) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	ids := assigned[s.cfg.Topics.Batches]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.joined = true
+	ctx := s.runCtx
+	for _, id := range ids {
+		if _, ok := s.parts[id]; ok {
+			continue
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		p := &partition{id: id, ctx: pctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+		s.parts[id] = p
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			defer close(p.done)
+			s.runPartition(p)
+		}()
+	}
+	s.log.Info("fanout: partitions assigned", "partitions", ids)
+}
+
+// onRevoked stops the workers of partitions this instance no longer owns and
+// forgets what it held for them. A release in progress stops at its chunk
+// boundary; if it does not stop in time the producer is closed under it,
+// and the next owner's fencing aborts whatever it left open.
+func (s *Stage) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	ids := revoked[s.cfg.Topics.Batches]
+	var stop []*partition
+	s.mu.Lock()
+	for _, id := range ids {
+		p, ok := s.parts[id]
+		if !ok {
+			continue
+		}
+		delete(s.parts, id)
+		stop = append(stop, p)
+		for _, cs := range s.camps {
+			delete(cs.holds, id)
+			delete(cs.loading, id)
+			delete(cs.errs, id)
+			cs.sumState = sumUnknown
+		}
+	}
+	s.updateHeldLocked()
+	s.mu.Unlock()
+	for _, p := range stop {
+		p.cancel()
+	}
+	deadline := time.After(revokeWait)
+	for _, p := range stop {
+		select {
+		case <-p.done:
+		case <-deadline:
+			s.log.Warn("fanout: partition worker did not stop in time; closing its producer", "partition", p.id)
+		}
+		s.closeProducer(p)
+	}
+	if len(ids) > 0 {
+		s.log.Info("fanout: partitions revoked", "partitions", ids)
+		s.mu.Lock()
+		for _, cs := range s.camps {
+			if cs.prepared || cs.fire != nil {
+				s.publishLocked(cs, true)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// runPartition initialises the partition's transactional producer (which
+// fences any previous owner and completes its open transaction), reads the
+// partition's progress markers, then runs jobs until the partition is
+// revoked.
+func (s *Stage) runPartition(p *partition) {
+	defer s.closeProducer(p)
+	if p.ctx.Err() != nil {
+		return
+	}
+	prod, err := kafka.NewClient(s.cfg,
+		kgo.TransactionalID(TransactionalID(s.cfg.Fanout.TransactionalID, p.id)),
+		kgo.TransactionTimeout(txnTimeout),
+		kgo.RecordRetries(10),
+		hooks(s.reg, "fanout-txn-p"+strconv.FormatInt(int64(p.id), 10)),
+	)
+	if err != nil {
+		s.log.Error("fanout: producer", "partition", p.id, "err", err)
+		return
+	}
+	s.mu.Lock()
+	p.prod = prod
+	s.mu.Unlock()
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err = s.initPartition(p)
+		if err == nil {
+			break
+		}
+		s.log.Warn("fanout: partition init, retrying", "partition", p.id, "err", err)
+		if !sleep(p.ctx, backoff) {
+			return
+		}
+	}
+	s.mu.Lock()
+	p.ready = true
+	if s.live {
+		for _, cs := range s.camps {
+			s.scheduleLocked(cs, p)
+		}
+	}
+	s.mu.Unlock()
+	for {
+		j, ok := p.next()
+		if !ok {
+			return
+		}
+		switch j.kind {
+		case jobLoad:
+			s.loadJob(p, j.campaign)
+		case jobRelease:
+			s.releaseJob(p, j.campaign)
+		case jobProof:
+			s.proofJob(p, j.campaign, j.proof)
+		}
+	}
+}
+
+// closeProducer closes the partition's producer once (the worker on exit,
+// or onRevoked when the worker did not stop in time).
+func (s *Stage) closeProducer(p *partition) {
+	s.mu.Lock()
+	prod := p.prod
+	s.mu.Unlock()
+	if prod != nil {
+		p.closed.Do(prod.Close)
+	}
+}
+
+// initPartition fences the previous owner (InitProducerID bumps the epoch
+// of the partition's transactional id; the broker aborts or completes its
+// open transaction before answering), then reads the markers, which from now
+// on only this producer can change.
+func (s *Stage) initPartition(p *partition) error {
+	if _, _, err := p.prod.ProducerID(p.ctx); err != nil {
+		return fmt.Errorf("init producer id: %w", err)
+	}
+	ms, err := s.readMarkers(p.ctx, p.id)
+	if err != nil {
+		return err
+	}
+	p.markers = ms
+	return nil
+}
+
+// readMarkers reads, read_committed, the progress markers of one partition
+// from the status topic.
+func (s *Stage) readMarkers(ctx context.Context, partition int32) (map[string]marker, error) {
+	topic := s.cfg.Topics.Status
+	ends, err := kafka.SnapshotEnds(ctx, s.adm, topic, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: read markers: %w", err)
+	}
+	var mu sync.Mutex
+	out := map[string]marker{}
+	err = kafka.ReadSnapshot(ctx, s.opts, topic, ends, func(r *kgo.Record) error {
+		c, f, p, ok := ParseMarkerKey(string(r.Key))
+		if !ok || p != partition {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Value == nil {
+			delete(out, markerID(c, f))
+			return nil
+		}
+		m, err := parseMarker(r.Value)
+		if err != nil {
+			s.log.Warn("fanout: undecodable progress marker", "key", string(r.Key), "err", err)
+			return nil
+		}
+		out[markerID(c, f)] = m
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fanout: read markers of partition %d: %w", partition, err)
+	}
+	return out, nil
+}
+
+// loadJob (re)loads a prepared campaign's batches of this partition.
+func (s *Stage) loadJob(p *partition, campaign string) {
+	s.mu.Lock()
+	cs := s.camps[campaign]
+	if cs == nil || cs.aborted || cs.fire != nil {
+		if cs != nil {
+			delete(cs.loading, p.id)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	h, m, err := s.loadHold(p, campaign)
+	s.installHold(p, campaign, h, m, err)
+}
+
+// loadHold reads one campaign's batches of one partition (a read_committed
+// snapshot up to the partition's end now) and verifies them.
+func (s *Stage) loadHold(p *partition, campaign string) (*hold, *wire.Manifest, error) {
+	start := time.Now()
+	m, err := s.cat.Manifest(p.ctx, campaign)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fanout: load %s partition %d: %w", campaign, p.id, err)
+	}
+	topic := s.cfg.Topics.Batches
+	ends, err := kafka.SnapshotEnds(p.ctx, s.adm, topic, []int32{p.id})
+	if err != nil {
+		return nil, nil, fmt.Errorf("fanout: load %s partition %d: %w", campaign, p.id, err)
+	}
+	prefix := []byte(wire.CampaignPrefix(campaign))
+	values := map[string][]byte{}
+	err = kafka.ReadSnapshot(p.ctx, s.opts, topic, ends, func(r *kgo.Record) error {
+		if !bytes.HasPrefix(r.Key, prefix) {
+			return nil
+		}
+		if r.Value == nil {
+			delete(values, string(r.Key))
+		} else {
+			// A copy: the record's value points into the fetch buffer,
+			// which holds other campaigns' records too.
+			values[string(r.Key)] = bytes.Clone(r.Value)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("fanout: load %s partition %d: %w", campaign, p.id, err)
+	}
+	h := buildHold(m, p.id, values)
+	if !h.match {
+		s.m.mismatch.Inc()
+		s.log.Warn("fanout: partition does not match the manifest", "campaign", campaign, "partition", p.id,
+			"generation", m.Generation, "problems", joinProblems(h.problems))
+	}
+	s.log.Info("fanout: partition loaded", "campaign", campaign, "partition", p.id, "batches", h.nBatches,
+		"tokens", h.tokens, "bytes", h.bytes, "match", h.match, "took", time.Since(start).Round(time.Millisecond))
+	return h, m, nil
+}
+
+// installHold records a load's outcome and, when this instance now holds
+// every partition of the plan, verifies the full checksum.
+func (s *Stage) installHold(p *partition, campaign string, h *hold, m *wire.Manifest, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.camps[campaign]
+	if cs == nil || s.parts[p.id] != p {
+		return
+	}
+	delete(cs.loading, p.id)
+	if err != nil {
+		if p.ctx.Err() == nil {
+			cs.errs[p.id] = err.Error()
+			s.log.Error("fanout: load failed", "campaign", campaign, "partition", p.id, "err", err)
+		}
+		s.publishLocked(cs, true)
+		return
+	}
+	if cs.aborted {
+		return
+	}
+	delete(cs.errs, p.id)
+	cs.holds[p.id] = h
+	cs.manifest = m
+	cs.sumState = sumUnknown
+	s.updateHeldLocked()
+	if all := s.fullHoldsLocked(cs); all != nil {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			sum := planChecksum(m, all)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if cs.manifest != m || !sameHolds(cs, all) {
+				return // something changed meanwhile; a later load re-checks
+			}
+			if sum == m.Checksum {
+				cs.sumState = sumOK
+			} else {
+				cs.sumState = sumMismatch
+				s.m.mismatch.Inc()
+				s.log.Warn("fanout: plan checksum mismatch", "campaign", campaign, "want", m.Checksum, "got", sum)
+			}
+			s.publishLocked(cs, true)
+		}()
+	}
+	s.publishLocked(cs, true)
+}
+
+// fullHoldsLocked returns the holds of every partition of the plan if this
+// instance holds all of them (with their batches) and the manifest has a
+// checksum; nil otherwise.
+func (s *Stage) fullHoldsLocked(cs *campState) []*hold {
+	m := cs.manifest
+	if m == nil || m.Checksum == "" || m.Partitions <= 0 {
+		return nil
+	}
+	out := make([]*hold, 0, m.Partitions)
+	for i := int32(0); i < m.Partitions; i++ {
+		h, ok := cs.holds[i]
+		if !ok || h.batches == nil || h.generation != m.Generation {
+			return nil
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func sameHolds(cs *campState, hs []*hold) bool {
+	for _, h := range hs {
+		if cs.holds[h.partition] != h {
+			return false
+		}
+	}
+	return true
+}
+
+// releaseJob releases this partition's batches of a fired campaign,
+// continuing after the partition's progress marker.
+func (s *Stage) releaseJob(p *partition, campaign string) {
+	s.mu.Lock()
+	cs := s.camps[campaign]
+	if cs == nil || cs.aborted || cs.fire == nil {
+		s.mu.Unlock()
+		return
+	}
+	f := cs.fire
+	h := cs.holds[p.id]
+	s.mu.Unlock()
+
+	mk, have := p.markers[markerID(campaign, f.id)]
+	if have && mk.done() {
+		s.partitionReleased(p, cs, f, h, mk, false)
+		return
+	}
+	if h == nil || h.batches == nil || h.done {
+		var m *wire.Manifest
+		var err error
+		h, m, err = s.loadHold(p, campaign)
+		if err != nil {
+			s.installHold(p, campaign, nil, nil, err)
+			return
+		}
+		s.installHold(p, campaign, h, m, nil)
+	}
+	if have && mk.generation != h.generation {
+		s.releaseFailed(p, cs, fmt.Errorf("fanout: %s partition %d: progress marker is for plan generation %d, held plan is generation %d: not releasing",
+			campaign, p.id, mk.generation, h.generation))
+		return
+	}
+	if have && mk.batches != h.nBatches {
+		s.releaseFailed(p, cs, fmt.Errorf("fanout: %s partition %d: progress marker counts %d batches, %d are held: not releasing",
+			campaign, p.id, mk.batches, h.nBatches))
+		return
+	}
+	fire := wire.Fire{ID: f.id, Kind: wire.KindFire, FiredAt: f.firedAt, Deadline: f.deadline}
+	onCommit := func(released uint32) {
+		f.first.Do(func() {
+			if !f.triggerTS.IsZero() {
+				s.m.triggerSeconds.Observe(time.Since(f.triggerTS).Seconds())
+			}
+		})
+		s.mu.Lock()
+		h.released = released
+		if cs.holds[p.id] == h {
+			s.publishLocked(cs, false)
+		}
+		s.mu.Unlock()
+	}
+	final, err := s.release(p, campaign, fire, h.batches, h.generation, onCommit)
+	switch {
+	case err == nil:
+		s.partitionReleased(p, cs, f, h, final, true)
+	case errors.Is(err, errAborted):
+		s.mu.Lock()
+		s.publishLocked(cs, true)
+		s.mu.Unlock()
+	case p.ctx.Err() != nil:
+		// Revoked: the next owner continues from the marker.
+	default:
+		s.releaseFailed(p, cs, err)
+	}
+}
+
+// partitionReleased records a fully released partition and drops its batches.
+func (s *Stage) partitionReleased(p *partition, cs *campState, f *fireState, h *hold, mk marker, observe bool) {
+	if observe {
+		s.m.releaseSeconds.Observe(time.Since(f.firedAt).Seconds())
+		s.log.Info("fanout: partition released", "campaign", cs.id, "fire_id", f.id, "partition", p.id,
+			"batches", mk.batches, "since_fire", time.Since(f.firedAt).Round(time.Millisecond))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h == nil || cs.holds[p.id] != h {
+		h = &hold{partition: p.id, generation: mk.generation, nBatches: mk.batches, match: true}
+		if s.parts[p.id] == p && !cs.aborted {
+			cs.holds[p.id] = h
+		}
+	}
+	h.released = mk.released
+	h.done = true
+	h.batches = nil
+	s.updateHeldLocked()
+	s.publishLocked(cs, true)
+}
+
+func (s *Stage) releaseFailed(p *partition, cs *campState, err error) {
+	s.log.Error("fanout: release failed", "campaign", cs.id, "partition", p.id, "err", err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.parts[p.id] == p {
+		cs.errs[p.id] = err.Error()
+	}
+	s.publishLocked(cs, true)
+}
