@@ -1,0 +1,90 @@
+// Package sender is the sender stage: one consumer group per platform
+// (sender.group or "owlpost-sender", plus "-ios" / "-android") on the
+// platform's send topic, read_committed, sending every token of every batch
+// through the provider adapter (push.Sender) exactly once where that can be
+// known, and reporting results and invalid tokens.
+//
+// # Start-up
+//
+// Run calls Push.Prepare first (connections opened, first JWT / OAuth2 token
+// minted; retryable failures are retried, a fatal one stops the stage) and
+// then joins the group, so neither happens at GO. Ready (for /readyz) is nil
+// once both are done. A wire.Status heartbeat (campaign "", role
+// sender-ios|sender-android, state loading|ready|error, Connected) goes to the
+// status topic at start, on every assignment and every 5 s; "stopped" at a
+// clean exit.
+//
+// # Per record
+//
+//  1. Fire headers and batch decoded; a bad record (bad_fire_headers,
+//     bad_batch, wrong_platform, unsendable_campaign: unknown or invalid
+//     campaign) is copied to the rejects topic with the reason and committed
+//     past: never a panic, never a blocked partition.
+//  2. The campaign is loaded from the catalog and rendered once per
+//     (campaign, fire id): Render, then WithFireTime(fired at). Tokens whose
+//     locales resolve to the same message share one SendBatch call.
+//  3. Claim (guard.Claim, lease sender.claim_lease, owner = instance + nonce +
+//     counter, unique per attempt). Done: skipped, no result re-emitted. Held:
+//     the claim is retried until the holder's lease could have expired; a
+//     dead holder's batch is then taken over, a holder still renewing after a
+//     whole lease is alive and the record is left to it (skipped_held).
+//     Takeover: Acked says which tokens the previous holder had answered;
+//     only the others are sent (Result.Resent). The answers of the previous
+//     holder are lost with it: those tokens are counted accepted and listed
+//     as Reasons["answered_before_takeover"].
+//  4. Before each round: aborted (guard.Aborted, cached 250 ms per campaign)
+//     counts the remaining tokens aborted; past the fire deadline they are
+//     expired. Nothing is sent in either case. The abort and deadline checks
+//     come after the claim, not before it, so that a batch gets at most one
+//     result record even when it is redelivered after an abort.
+//  5. Rounds: every pending token is sent concurrently (the adapter sends a
+//     batch's tokens concurrently; locales run side by side). Each answer is
+//     classified once with push.Classify: OK accepted (ms from the fire time
+//     to the end of the SendBatch call into Result.AcceptedMS: an upper bound
+//     by at most one provider round trip); invalid token: reported to the
+//     feedback topic keyed by token, never retried; rejected: failed;
+//     retryable: sent again in the next round after full-jitter exponential
+//     backoff between sender.retry_base and sender.retry_max, at least the
+//     provider's Retry-After, until the deadline (then expired) or an abort;
+//     fatal (auth/config): the stage stops, Run returns the error, the batch
+//     is not committed and owlpost_sender_fatal is 1 — the audience is not
+//     burnt on a broken credential.
+//  6. While sending, the lease is renewed every lease/3 and the bitmap of
+//     answered tokens stored (guard.Ack) at the end of every round and, with
+//     several locales, at most every 100 ms. ErrLeaseLost stops the batch
+//     without a result: another sender owns it.
+//  7. guard.Done, then the wire.Result record (keyed by batch key) and the
+//     feedback records are acknowledged by Kafka, then the offset may be
+//     committed.
+//
+// Redis unavailable (guard.ErrUnavailable) pauses the batch at whatever guard
+// call failed, retrying with backoff: no batch is sent without its claim, and
+// a claimed batch does not start a round on a lease it could not renew for
+// half a lease. The batch completes when Redis returns.
+//
+// Optional rate cap (sender.rate_limit > 0): before each round the batch
+// takes its tokens from the Redis token bucket of its campaign and platform
+// (guard.Take, burst = one second), waiting the returned time for what is
+// not granted yet: one Redis call per batch round, shared by every instance.
+//
+// # Offsets
+//
+// sender.batches_in_flight records are processed at once (polls ask only
+// for free slots; BlockRebalanceOnPoll + AllowRebalance right after
+// dispatch). Commits are manual: an offset is committed only when every
+// earlier record of its partition is finished, soon after a batch finishes.
+// A revoked partition's in-flight batches may finish (up to 20 s) and are
+// committed before the partition is released; after that, or on lost
+// partitions, nothing more is committed for it and the guard skips the
+// redelivered batches. On ctx cancellation polling stops, in-flight batches
+// get 10 s to finish, the rest are interrupted (answered tokens acked, not
+// committed; a restarted sender takes them over after the lease).
+//
+// # Windows that remain
+//
+// A crash between guard.Done and the result record loses that batch's result
+// (the simulator or provider still counts its sends; the report shows the
+// batch missing). Tokens answered by a crashed holder after its last Ack are
+// re-sent by the taker-over; the collapse id makes them one notification on
+// the phone.
+package sender
