@@ -1,0 +1,161 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gopkg.in/yaml.v3"
+
+	"github.com/owlpost/owlpost/internal/campaign"
+	"github.com/owlpost/owlpost/internal/catalog"
+	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/control"
+	"github.com/owlpost/owlpost/internal/guard"
+	"github.com/owlpost/owlpost/internal/testenv"
+	"github.com/owlpost/owlpost/internal/wire"
+)
+
+// controlConfigFile writes cfg's connection, topic and Redis settings to a
+// config file for --config.
+func controlConfigFile(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	tp := cfg.Topics
+	m := map[string]any{
+		"kafka": map[string]any{"brokers": cfg.Kafka.Brokers},
+		"redis": map[string]any{"addr": cfg.Redis.Addr, "prefix": cfg.Redis.Prefix},
+		"topics": map[string]any{"campaigns": tp.Campaigns, "plans": tp.Plans, "batches": tp.Batches, "control": tp.Control,
+			"status": tp.Status, "send_ios": tp.SendIOS, "send_android": tp.SendAndroid, "results": tp.Results,
+			"feedback": tp.Feedback, "rejects": tp.Rejects, "batches_partitions": tp.BatchesPartitions},
+		"control": map[string]any{"url": cfg.Control.URL, "token": cfg.Control.Token},
+	}
+	b, err := yaml.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "owlpost.yaml")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readyCampaign defines, plans and reports ready the example campaign.
+func readyCampaign(t *testing.T, ctx context.Context, cfg *config.Config) string {
+	t.Helper()
+	cl := testenv.Client(t, cfg)
+	cat, err := catalog.New(cfg, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../campaign/testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := campaign.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.PutCampaign(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	m := &wire.Manifest{Campaign: def.ID, Generation: 1, PlannedAt: time.Now().Add(-time.Hour), Partitions: 1,
+		IOSBatches: 1, IOSTokens: 10, PerPartition: []wire.PartitionCount{{Batches: 1, Tokens: 10}}}
+	if err := cat.PutManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []wire.Status{
+		{Campaign: def.ID, Role: wire.RoleFanout, Instance: "f1", State: "ready", Generation: 1, ManifestMatch: true,
+			Partitions: []int32{0}, Batches: 1, Tokens: 10, At: time.Now()},
+		{Role: wire.RoleSenderIOS, Instance: "s1", Connected: true, At: time.Now()},
+	} {
+		b, _ := wire.Encode(&s)
+		rec := &kgo.Record{Topic: cfg.Topics.Status, Key: []byte(wire.StatusKey(s.Campaign, s.Role, s.Instance)), Value: b}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return def.ID
+}
+
+func TestFireCommandConfirmation(t *testing.T) {
+	cfg := testenv.Config(t)
+	testenv.Topics(t, cfg)
+	ctx := testenv.Context(t, 2*time.Minute)
+	id := readyCampaign(t, ctx, cfg)
+	g := guard.New(testenv.Redis(t, cfg), cfg.Redis.Prefix, nil)
+	file := controlConfigFile(t, cfg)
+
+	run := func(stdin string, args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		env := &Env{Out: &out, Err: &errb, In: strings.NewReader(stdin), Log: NewEnv().Log}
+		code := Main(context.Background(), append(args, "--config", file), env)
+		return code, out.String() + errb.String()
+	}
+	cases := []struct {
+		name, stdin string
+		args        []string
+		code        int
+		want        string
+		fired       bool
+	}{
+		{"wrong id typed", "superbowl\n", []string{"fire", id, "--by", "alice"}, 1, "not fired", false},
+		{"enter only", "\n", []string{"fire", id, "--by", "alice"}, 1, "not fired", false},
+		{"nothing typed", "", []string{"fire", id, "--by", "alice"}, 1, "not fired", false},
+		{"unknown campaign", "", []string{"fire", "nope", "--yes", "--by", "alice"}, 1, "unknown campaign", false},
+		{"typed the id", id + "\n", []string{"fire", id, "--by", "alice"}, 0, "fired: fire id fire-", true},
+		{"again with --yes", "", []string{"fire", id, "--yes", "--by", "bob"}, ExitAlreadyFired, "already fired at", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := run(tc.stdin, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Fatalf("want exit %d and %q, got exit %d:\n%s", tc.code, tc.want, code, out)
+			}
+			rec, fired, err := g.FireOf(ctx, id)
+			if err != nil || fired != tc.fired {
+				t.Fatalf("fired=%v want %v (%v)", fired, tc.fired, err)
+			}
+			if fired && rec.By != "alice" {
+				t.Fatalf("winner %q, want alice", rec.By)
+			}
+		})
+	}
+	code, out := run("", "status", id)
+	if code != 0 || !strings.Contains(out, "FIRING") || !strings.Contains(out, "by alice") {
+		t.Fatalf("status after fire: exit %d\n%s", code, out)
+	}
+	t.Log(out)
+
+	// Through the control API: a later press gets the winner (exit 3); a
+	// wrong token is refused (exit 1).
+	svc, err := control.New(cfg, control.Deps{Kafka: testenv.Client(t, cfg), Guard: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := control.NewServer(svc, "tok-123", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	for _, tc := range []struct {
+		token string
+		code  int
+		want  string
+	}{
+		{"tok-123", ExitAlreadyFired, "already fired at"},
+		{"wrong", 1, "unauthorized"},
+	} {
+		code, out := run("", "fire", id, "--yes", "--via-api", "--by", "carol", "--control.url", hs.URL, "--control.token", tc.token)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Fatalf("via api with token %q: want exit %d and %q, got %d:\n%s", tc.token, tc.code, tc.want, code, out)
+		}
+	}
+}
