@@ -59,6 +59,11 @@ func New(rdb redis.UniversalClient, prefix string, reg prometheus.Registerer) *G
 			Help: "Guard operations that failed because Redis did not answer; the caller failed closed.",
 		}, []string{"op"}),
 	}
+	// Export the error counters at 0 from the start, so the Redis alert's
+	// rate() has a series before the first failure.
+	for _, op := range []string{"ping", "fire", "fire_get", "abort", "abort_get", "claim", "renew", "ack", "acked", "done", "rate"} {
+		g.errs.WithLabelValues(op)
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{g.lat, g.errs} {
 			if err := reg.Register(c); err != nil {

@@ -84,7 +84,17 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 		cl.Close()
 		return nil, fmt.Errorf("planner: %w", err)
 	}
-	return &Stage{cfg: cfg, log: log.With("stage", "planner"), reg: reg, m: m, cl: cl, adm: kadm.NewClient(cl), cat: cat}, nil
+	adm := kadm.NewClient(cl)
+	// The lag of the planner's own group on the control topic (Group),
+	// computed at scrape time; a second planner in one registry reuses the first's.
+	if err := reg.Register(metrics.NewLagCollector(adm, cfg.Topics.Control+".planner")); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			cl.Close()
+			return nil, fmt.Errorf("planner: lag metrics: %w", err)
+		}
+	}
+	return &Stage{cfg: cfg, log: log.With("stage", "planner"), reg: reg, m: m, cl: cl, adm: adm, cat: cat}, nil
 }
 
 // Close releases the Kafka client. Call it after Run and Plan have returned.
