@@ -40,5 +40,30 @@ test: lint up
 demo:
 	scripts/demo.sh
 
+# Benchmark (issue 8): raw apns2/firebase baselines, the sender alone and the
+# whole pipeline against the push simulator, interleaved, medians of 3 rounds;
+# prints a table and appends a dated entry to BENCHMARKS.md. Pass flags with
+# BENCH_ARGS, e.g. make bench BENCH_ARGS="--phases raw --rounds 5" (see
+# bin/owlctl bench --help).
+BENCH_ARGS ?=
 bench:
-	@echo "make bench: not implemented yet (issue 8); see README 'Status'"; exit 1
+	scripts/devstack.sh up >/dev/null
+	$(GO) build -o $(BIN)/ ./cmd/... && $(BIN)/owlctl bench $(BENCH_ARGS)
+
+# Fault-injection suite (issue 6): each case runs a real campaign against the
+# dev stack with separate processes (pushsim, fanout x2, senders, owlctl),
+# injects one fault and checks the simulator's delivery record; then the table
+# in RELIABILITY.md is rewritten from the figures (exit status: the tests').
+# The cases stop and restart the stack's Kafka and Redis, so never run this
+# next to other tests on the same stack; for a private stack set OWLPOST_STATE,
+# OWLPOST_KAFKA_PORT, OWLPOST_KAFKA_CONTROLLER_PORT and OWLPOST_REDIS_PORT.
+FAULT_OUT ?= $(CURDIR)/fault-out/figures.jsonl
+.PHONY: fault
+fault:
+	scripts/devstack.sh up >/dev/null
+	$(GO) build -o $(BIN)/ ./cmd/...
+	@mkdir -p $(dir $(FAULT_OUT)) && rm -f $(FAULT_OUT)
+	@rc=0; OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 30m -v \
+		./internal/fault/... 2>&1 | tee $(dir $(FAULT_OUT))test.log; rc=$${PIPESTATUS[0]}; \
+	$(GO) run ./internal/fault/cmd/reliability -in $(FAULT_OUT) -doc RELIABILITY.md -cmd "make fault" || rc=1; \
+	exit $$rc

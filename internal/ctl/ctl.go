@@ -38,6 +38,16 @@ func commands() []Command {
 	return []Command{
 		topicsCommand(),
 		reportCommand(),
+		benchCommand(),
+		prepareCommand(),
+		statusCommand(),
+		proofCommand(),
+		fireCommand(),
+		abortCommand(),
+		serveCommand(),
+		campaignCommand(),
+		planCommand(),
+		audienceCommand(),
 	}
 }
 
@@ -86,6 +96,10 @@ func Main(ctx context.Context, args []string, env *Env) int {
 		return 2
 	}
 	if err := cmd.Run(ctx, env, fs, fs.Args()); err != nil {
+		var code exitCode // the command printed the outcome; only the exit code is left
+		if errors.As(err, &code) {
+			return int(code)
+		}
 		if errors.Is(err, ErrUsage) {
 			fmt.Fprintf(env.Err, "owlctl %s: %v\n", cmd.Name, err)
 			fs.Usage()

@@ -1,0 +1,26 @@
+// Package bench is `owlctl bench` (`make bench`): it measures, in one
+// invocation, interleaved and repeated (medians reported), the raw client
+// libraries against the push simulator (phase raw: sideshow/apns2 alone and
+// firebase messaging alone, in this process), the sender stage alone on
+// pre-filled send topics (phase sender), and the whole pipeline as separate
+// processes, audience to last accepted notification (phase pipeline), then
+// prints a table with the ratios stage/raw and appends a dated entry to
+// BENCHMARKS.md. BENCHMARKS.md "Method" says exactly what each figure is.
+//
+// Every phase run is self-contained: it starts its own simulator process
+// (Sim) on free loopback ports with generated credentials, creates its own
+// topics, consumer groups and Redis key prefix (Stack), starts the stage
+// processes with one shared YAML config file the way scripts/demo.sh does,
+// and stops, deletes and unlinks all of that when it ends, successful or not.
+// Nothing else of the dev stack is touched. Each phase run is bounded by
+// Options.PhaseTimeout.
+//
+// Measurements come from outside the measured processes: CPU time from
+// getrusage (this process, raw phase only, when nothing else runs in it) or
+// /proc/<pid>/stat, peak memory from /proc/<pid>/status VmHWM, arrival
+// times and counts from the simulator's admin API, outcomes and time-from-fire
+// from the results topic (internal/report), stage timings from the stages'
+// /metrics and release markers. A run whose counts do not match (the
+// simulator must have accepted every token exactly once) fails instead of
+// reporting a rate.
+package bench

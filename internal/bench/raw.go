@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	firebase "firebase.google.com/go/v4"
+	"firebase.google.com/go/v4/messaging"
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/token"
+	"golang.org/x/net/http2"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+	"google.golang.org/api/option"
+)
+
+// RawAPNsOptions are apns2's best settings against the simulator.
+type RawAPNsOptions struct {
+	N       int // notifications
+	Clients int // apns2 clients, each its own HTTP/2 connection
+	Workers int // concurrent goroutines per client (the simulator advertises 1000 streams)
+}
+
+// RawFCMOptions are firebase messaging's best settings.
+type RawFCMOptions struct {
+	N        int
+	PerCall  int // tokens per SendEachForMulticast (<= 500)
+	InFlight int // concurrent multicast calls
+}
+
+const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
+
+// apnsPayload is a small alert, like a campaign's.
+var apnsPayload = []byte(`{"aps":{"alert":{"title":"Kickoff!","body":"The game is on: open the app for today's lesson."}}}`)
+
+// rawAPNsToken is a 64-hex device token that matches none of the
+// simulator's outcome patterns ("dead04..").
+func rawAPNsToken(i int) string { return fmt.Sprintf("b0%062x", i) }
+
+// rawFCMToken is a 140-character registration token of digits, so it can
+// hold none of the simulator's upper-case patterns.
+func rawFCMToken(i int) string { return fmt.Sprintf("bench:%0134d", i) }
+
+// RawAPNs sends o.N notifications with sideshow/apns2 alone, measuring wall
+// time and this process's CPU time, and checks the simulator's count for
+// campaign (the apns-collapse-id).
+func RawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (Metrics, error) {
+	key, err := token.AuthKeyFromFile(sim.KeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("bench: raw apns: key: %w", err)
+	}
+	tlsCfg, err := sim.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	clients := make([]*apns2.Client, o.Clients)
+	for i := range clients {
+		c := apns2.NewTokenClient(&token.Token{AuthKey: key, KeyID: sim.KeyID, TeamID: sim.TeamID})
+		c.Host = sim.APNsURL
+		tr, ok := c.HTTPClient.Transport.(*http2.Transport)
+		if !ok {
+			return nil, fmt.Errorf("bench: raw apns: transport is %T, want *http2.Transport", c.HTTPClient.Transport)
+		}
+		tr.TLSClientConfig = tlsCfg.Clone()
+		clients[i] = c
+		defer c.CloseIdleConnections()
+	}
+	note := func(tok string) *apns2.Notification {
+		return &apns2.Notification{DeviceToken: tok, Topic: sim.Topic, CollapseID: campaign,
+			PushType: apns2.PushTypeAlert, Priority: apns2.PriorityHigh, Payload: apnsPayload}
+	}
+	// Warm: one push per client opens its connection and signs its JWT.
+	for i, c := range clients {
+		n := note(rawAPNsToken(1_000_000_000 + i))
+		n.CollapseID = campaign + "-warm"
+		if res, err := c.PushWithContext(ctx, n); err != nil || res.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("bench: raw apns: warm-up push: %v %+v", err, res)
+		}
+	}
+	toks := make([]string, o.N)
+	for i := range toks {
+		toks[i] = rawAPNsToken(i)
+	}
+	simBefore, _ := ReadUsage(sim.Pid())
+
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	cpu0, t0 := SelfCPU(), time.Now()
+	for _, c := range clients {
+		for range o.Workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					i := next.Add(1) - 1
+					if i >= int64(o.N) {
+						return
+					}
+					res, err := c.PushWithContext(ctx, note(toks[i]))
+					if err != nil || res.StatusCode != http.StatusOK {
+						failed.Add(1)
+						if err == nil {
+							err = fmt.Errorf("status %d %s", res.StatusCode, res.Reason)
+						}
+						firstErr.CompareAndSwap(nil, err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	wall, cpu := time.Since(t0), SelfCPU()-cpu0
+	simAfter, _ := ReadUsage(sim.Pid())
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bench: raw apns: %w", err)
+	}
+	if f := failed.Load(); f > 0 {
+		return nil, fmt.Errorf("bench: raw apns: %d of %d pushes failed, first: %v", f, o.N, firstErr.Load())
+	}
+	return rawMetrics(ctx, sim, "raw.apns", campaign, o.N, wall, cpu, simAfter.CPU-simBefore.CPU)
+}
+
+// RawFCM sends o.N messages with firebase messaging alone
+// (SendEachForMulticast), measuring like RawAPNs; campaign is the Android
+// collapse key.
+func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Metrics, error) {
+	saJSON, err := os.ReadFile(sim.ServiceAccountFile())
+	if err != nil {
+		return nil, fmt.Errorf("bench: raw fcm: %w", err)
+	}
+	tlsCfg, err := sim.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	mc, closeIdle, err := newFCMClient(ctx, sim, saJSON, tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeIdle()
+	notif := &messaging.Notification{Title: "Kickoff!", Body: "The game is on: open the app for today's lesson."}
+	// Warm with a single Send: it fetches the OAuth2 token and opens the
+	// HTTP/2 connection, so the first multicast's 50 workers share it.
+	if _, err := mc.Send(ctx, &messaging.Message{Token: rawFCMToken(1_000_000_000), Notification: notif,
+		Android: &messaging.AndroidConfig{CollapseKey: campaign + "-warm", Priority: "high"}}); err != nil {
+		return nil, fmt.Errorf("bench: raw fcm: warm-up send: %w", err)
+	}
+	toks := make([]string, o.N)
+	for i := range toks {
+		toks[i] = rawFCMToken(i)
+	}
+	chunks := (o.N + o.PerCall - 1) / o.PerCall
+	simBefore, _ := ReadUsage(sim.Pid())
+
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	cpu0, t0 := SelfCPU(), time.Now()
+	for range o.InFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				c := int(next.Add(1) - 1)
+				if c >= chunks {
+					return
+				}
+				lo, hi := c*o.PerCall, min((c+1)*o.PerCall, o.N)
+				br, err := mc.SendEachForMulticast(ctx, &messaging.MulticastMessage{Tokens: toks[lo:hi],
+					Notification: notif, Android: &messaging.AndroidConfig{CollapseKey: campaign, Priority: "high"}})
+				if err == nil && br.FailureCount > 0 {
+					for _, r := range br.Responses {
+						if r.Error != nil {
+							err = r.Error
+							break
+						}
+					}
+					failed.Add(int64(br.FailureCount))
+				} else if err != nil {
+					failed.Add(int64(hi - lo))
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	wall, cpu := time.Since(t0), SelfCPU()-cpu0
+	simAfter, _ := ReadUsage(sim.Pid())
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bench: raw fcm: %w", err)
+	}
+	if f := failed.Load(); f > 0 {
+		return nil, fmt.Errorf("bench: raw fcm: %d of %d messages failed, first: %v", f, o.N, firstErr.Load())
+	}
+	return rawMetrics(ctx, sim, "raw.fcm", campaign, o.N, wall, cpu, simAfter.CPU-simBefore.CPU)
+}
+
+// newFCMClient builds a real firebase messaging client whose OAuth2 token
+// fetch and API calls trust the simulator's CA (see package pushsim).
+func newFCMClient(ctx context.Context, sim *Sim, saJSON []byte, tlsCfg *tls.Config) (*messaging.Client, func(), error) {
+	base := &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 100}
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: base})
+	creds, err := google.CredentialsFromJSONWithType(hctx, saJSON, google.ServiceAccount, fcmScope)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: fcm credentials: %w", err)
+	}
+	hc := oauth2.NewClient(hctx, creds.TokenSource)
+	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: sim.Project},
+		option.WithHTTPClient(hc), option.WithEndpoint(sim.FCMURL))
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: firebase app: %w", err)
+	}
+	mc, err := app.Messaging(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: firebase messaging: %w", err)
+	}
+	return mc, base.CloseIdleConnections, nil
+}
+
+func rawMetrics(ctx context.Context, sim *Sim, prefix, campaign string, n int, wall, cpu, simCPU time.Duration) (Metrics, error) {
+	st, err := sim.Stats(ctx, campaign)
+	if err != nil {
+		return nil, err
+	}
+	if st.Accepted != int64(n) || st.DuplicateDeliveries != 0 {
+		return nil, fmt.Errorf("bench: %s: simulator accepted %d (%d duplicates), want %d",
+			prefix, st.Accepted, st.DuplicateDeliveries, n)
+	}
+	var m Metrics
+	m.Add(prefix+".notifications", "count", float64(n))
+	m.Add(prefix+".wall", "s", wall.Seconds())
+	m.Add(prefix+".rate", "notif/s", float64(n)/wall.Seconds())
+	m.Add(prefix+".client_cpu", "cpu-s", cpu.Seconds())
+	m.Add(prefix+".per_client_cpu_s", "notif/cpu-s", perCPU(n, cpu))
+	m.Add(prefix+".sim_cpu", "cpu-s", simCPU.Seconds())
+	return m, nil
+}
+
+func perCPU(n int, cpu time.Duration) float64 {
+	if cpu <= 0 {
+		return 0
+	}
+	return float64(n) / cpu.Seconds()
+}
