@@ -91,7 +91,7 @@ apns:
 fcm:
   project_id: owlpost-sim
   credentials_file: $OUT/creds/service-account.json
-  endpoint: https://127.0.0.1:2198/
+  endpoint: https://127.0.0.1:2198/v1
   ca_file: $OUT/ca.pem
 control: {addr: "127.0.0.1:8080", url: "http://127.0.0.1:8080", token_file: "$OUT/control-token"}
 YAML
