@@ -79,10 +79,9 @@
 //	owlpost_sender_inflight_requests{platform}             gauge, tokens handed to the adapter, not answered yet
 //	owlpost_sender_time_from_fire_seconds{platform}        histogram, per accepted token: fire to acceptance
 //	                                                       (0.01..60 s, dense between 0.5 and 10 s); stamped when
-//	                                                       the adapter call of the token's batch and locale
-//	                                                       returns, so it reads late by up to that call's
-//	                                                       duration; proof sends count too, from the proof
-//	                                                       request (no kind label)
+//	                                                       the token's answer arrived (APNs: per request; FCM:
+//	                                                       when its SendEach chunk returned); proof sends
+//	                                                       count too, from the proof request (no kind label)
 //	owlpost_sender_provider_batch_seconds{platform}        histogram, duration of one adapter SendBatch call
 //	owlpost_sender_trigger_to_first_send_seconds{platform} histogram, per fire (or proof) and instance: fire to
 //	                                                       first accepted

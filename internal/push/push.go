@@ -69,6 +69,10 @@ type Result struct {
 	// ID is the provider's message id (apns-id or FCM message name) when accepted.
 	ID  string
 	Err error // nil when accepted; classify with Classify
+	// At is when the provider's answer for this token arrived (zero =
+	// unknown; callers then use the time SendBatch returned). It makes
+	// time-from-fire per token, not per batch.
+	At time.Time
 }
 
 // Sender is implemented by each provider adapter.

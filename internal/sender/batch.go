@@ -598,9 +598,14 @@ func (run *batchRun) sendGroup(ctx context.Context, msg *push.Message, idx []int
 		switch push.Classify(r.Err) {
 		case push.ClassOK:
 			ok++
-			run.res.AcceptedMS = append(run.res.AcceptedMS, ms)
+			tms, tsecs := ms, secs
+			if !r.At.IsZero() { // the token's own answer time, not the batch's
+				d := r.At.Sub(run.fire.FiredAt)
+				tms, tsecs = uint32(max(0, d.Milliseconds())), d.Seconds()
+			}
+			run.res.AcceptedMS = append(run.res.AcceptedMS, tms)
 			run.acked = guard.SetBit(run.acked, i)
-			s.m.fromFire.Observe(secs)
+			s.m.fromFire.Observe(tsecs)
 		case push.ClassInvalidToken:
 			reason := push.Reason(r.Err)
 			reasons = inc(reasons, reason)

@@ -376,7 +376,7 @@ func (b *batch) work() {
 		case err != nil:
 			b.results[i] = push.Result{Token: tok, Err: b.transportError(err)}
 		case resp.StatusCode == apns2.StatusSent:
-			b.results[i] = push.Result{Token: tok, ID: resp.ApnsID}
+			b.results[i] = push.Result{Token: tok, ID: resp.ApnsID, At: time.Now()}
 		default:
 			b.results[i] = push.Result{Token: tok, Err: responseError(resp.StatusCode, resp.Reason, rc.retryAfter, time.Now())}
 		}

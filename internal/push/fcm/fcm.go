@@ -366,7 +366,7 @@ func (s *Sender) sendChunk(ctx context.Context, c *messaging.Client, msgs []*mes
 	for j, r := range br.Responses {
 		k := idx[j]
 		if r.Success {
-			results[k] = push.Result{Token: tokens[k], ID: r.MessageID}
+			results[k] = push.Result{Token: tokens[k], ID: r.MessageID, At: now}
 			continue
 		}
 		results[k] = push.Result{Token: tokens[k], Err: sendError(ctx, r.Error, refused, now)}
