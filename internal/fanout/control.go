@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -168,9 +169,10 @@ func (s *Stage) verifyFire(ctx context.Context, cs *campState, c wire.Control, t
 	var win time.Time
 	var deadline time.Time
 	for backoff := 20 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
-		rec, ok, err := s.guard.FireOf(ctx, c.Campaign)
+		g := s.checkGuard(ctx, c.Campaign)
+		rec, err := g.rec, g.fireErr
 		if err == nil {
-			if !ok {
+			if !g.fired {
 				finish(IgnoredNoFire)
 				return
 			}
@@ -179,10 +181,8 @@ func (s *Stage) verifyFire(ctx context.Context, cs *campState, c wire.Control, t
 				return
 			}
 			win, deadline = rec.At, rec.Deadline
-			var aborted bool
-			_, aborted, err = s.guard.Aborted(ctx, c.Campaign)
-			if err == nil {
-				if aborted {
+			if err = g.abortErr; err == nil {
+				if g.aborted {
 					s.mu.Lock()
 					s.abortLocked(cs, "guard")
 					s.mu.Unlock()
@@ -229,6 +229,30 @@ func (s *Stage) verifyFire(ctx context.Context, cs *campState, c wire.Control, t
 		}
 		s.publishLocked(cs, true)
 	}
+}
+
+// guardAnswer is what checkGuard learnt, each answer with its own error.
+type guardAnswer struct {
+	rec      guard.FireRecord
+	fired    bool
+	fireErr  error
+	aborted  bool
+	abortErr error
+}
+
+// checkGuard asks the guard for the campaign's winning fire and for its
+// abort record at the same time: two Redis round trips in parallel instead
+// of one after the other, both being on the trigger's critical path.
+func (s *Stage) checkGuard(ctx context.Context, campaign string) guardAnswer {
+	var g guardAnswer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, g.aborted, g.abortErr = s.guard.Aborted(ctx, campaign)
+	}()
+	g.rec, g.fired, g.fireErr = s.guard.FireOf(ctx, campaign)
+	<-done
+	return g
 }
 
 // sleep waits d or until ctx is done; false means ctx is done.

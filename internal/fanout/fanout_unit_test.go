@@ -2,6 +2,8 @@ package fanout
 
 import (
 	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -192,5 +194,58 @@ func TestProofBatches(t *testing.T) {
 	bad := &campaign.Campaign{ID: "camp", ProofAudience: []campaign.ProofDevice{{Platform: push.IOS, Token: "xyz"}}}
 	if _, err := proofBatches(bad, 500, 250); err == nil {
 		t.Fatal("a bad iOS token must be an error, not a panic")
+	}
+}
+
+func TestReleaseOrder(t *testing.T) {
+	mk := func(ios, android int) []heldBatch {
+		var out []heldBatch
+		for seq := range android {
+			out = append(out, heldBatch{key: []byte(wire.BatchKey("c", push.Android, uint32(seq))), platform: push.Android, seq: uint32(seq)})
+		}
+		for seq := range ios {
+			out = append(out, heldBatch{key: []byte(wire.BatchKey("c", push.IOS, uint32(seq))), platform: push.IOS, seq: uint32(seq)})
+		}
+		return out // key order: every Android batch first
+	}
+	str := func(bs []heldBatch) string {
+		var b strings.Builder
+		for _, h := range bs {
+			b.WriteString(string(h.platform[0]))
+			b.WriteString(strconv.Itoa(int(h.seq)))
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name         string
+		ios, android int
+		want         string
+	}{
+		{name: "empty", want: ""},
+		{name: "ios only", ios: 3, want: "i0i1i2"},
+		{name: "android only", android: 2, want: "a0a1"},
+		{name: "equal counts alternate, iOS first", ios: 3, android: 3, want: "i0a0i1a1i2a2"},
+		{name: "proportional", ios: 2, android: 4, want: "a0i0a1a2i1a3"},
+		{name: "one of each", ios: 1, android: 1, want: "i0a0"},
+		{name: "more iOS", ios: 3, android: 1, want: "i0i1a0i2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := mk(tc.ios, tc.android)
+			before := str(in)
+			got := releaseOrder(in)
+			if s := str(got); s != tc.want {
+				t.Fatalf("order %s, want %s", s, tc.want)
+			}
+			if str(in) != before {
+				t.Fatal("releaseOrder modified its input")
+			}
+			// Deterministic from the set: a shuffled input gives the same order.
+			rev := slices.Clone(in)
+			slices.Reverse(rev)
+			if s := str(releaseOrder(rev)); s != tc.want {
+				t.Fatalf("reversed input: order %s, want %s", s, tc.want)
+			}
+		})
 	}
 }

@@ -1,7 +1,9 @@
 package fanout
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/owlpost/owlpost/internal/push"
@@ -24,7 +26,7 @@ type heldBatch struct {
 type hold struct {
 	partition  int32
 	generation uint64
-	batches    []heldBatch // sorted by key: the release order the progress marker counts in
+	batches    []heldBatch // sorted by key; releaseOrder gives the order a release commits and counts them
 	nBatches   uint32
 	tokens     uint64
 	bytes      int64
@@ -105,6 +107,44 @@ func buildHold(m *wire.Manifest, partition int32, values map[string][]byte) *hol
 	}
 	h.match = bad == 0
 	return h
+}
+
+// releaseOrder returns batches in the order a release commits them and its
+// progress marker counts them. The iOS and the Android batches, each by
+// seq, are merged in proportion to their counts: the i-th of nI iOS batches
+// sits at (2i+1)/(2nI), the a-th of nA Android batches at (2a+1)/(2nA), the
+// smaller first and iOS first on a tie. So both platforms' senders get work
+// from a partition's first transaction on, and each platform's share of the
+// partition is released at the same pace (key order put every Android
+// batch before the first iOS one). The order depends only on the set of
+// batches, so the next owner of a partition, holding the same verified
+// batches (the marker's generation and count are checked), counts the same
+// way. batches is not modified.
+func releaseOrder(batches []heldBatch) []heldBatch {
+	var ios, android []heldBatch
+	for _, b := range batches {
+		if b.platform == push.IOS {
+			ios = append(ios, b)
+		} else {
+			android = append(android, b)
+		}
+	}
+	bySeq := func(x, y heldBatch) int { return cmp.Compare(x.seq, y.seq) }
+	slices.SortStableFunc(ios, bySeq)
+	slices.SortStableFunc(android, bySeq)
+	out := make([]heldBatch, 0, len(batches))
+	nI, nA := uint64(len(ios)), uint64(len(android))
+	i, a := 0, 0
+	for i < len(ios) || a < len(android) {
+		if a == len(android) || (i < len(ios) && (2*uint64(i)+1)*nA <= (2*uint64(a)+1)*nI) {
+			out = append(out, ios[i])
+			i++
+		} else {
+			out = append(out, android[a])
+			a++
+		}
+	}
+	return out
 }
 
 // planChecksum recomputes the manifest checksum over held batches covering

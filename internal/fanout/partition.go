@@ -170,6 +170,11 @@ func (s *Stage) runPartition(p *partition) {
 		kgo.TransactionalID(TransactionalID(s.cfg.Fanout.TransactionalID, p.id)),
 		kgo.TransactionTimeout(txnTimeout),
 		kgo.RecordRetries(10),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		// The first release produces to topics this client has not seen yet
+		// (send topics, status); with the default 5 s minimum between
+		// metadata requests a partition could wait up to 5 s for them at GO.
+		kgo.MetadataMinAge(100*time.Millisecond),
 		hooks(s.reg, "fanout-txn-p"+strconv.FormatInt(int64(p.id), 10)),
 	)
 	if err != nil {
@@ -462,7 +467,7 @@ func (s *Stage) releaseJob(p *partition, campaign string) {
 		}
 		s.mu.Unlock()
 	}
-	final, err := s.release(p, campaign, fire, h.batches, h.generation, onCommit)
+	final, err := s.release(p, campaign, fire, releaseOrder(h.batches), h.generation, onCommit)
 	switch {
 	case err == nil:
 		s.partitionReleased(p, cs, f, h, final, true)

@@ -105,7 +105,7 @@ func (s *Stage) proofJob(p *partition, id string, c wire.Control) {
 		deadline = c.At.Add(def.Deadline.Std())
 	}
 	fire := wire.Fire{ID: c.FireID, Kind: wire.KindProof, FiredAt: c.At, Deadline: deadline}
-	mk, err := s.release(p, id, fire, batches, 0, nil)
+	mk, err := s.release(p, id, fire, releaseOrder(batches), 0, nil)
 	switch {
 	case err == nil:
 		s.log.Info("fanout: proof released", "campaign", id, "proof_id", c.FireID, "batches", mk.batches, "devices", len(def.ProofAudience))

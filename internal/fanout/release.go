@@ -46,7 +46,7 @@ func chunkEnd(batches []heldBatch, start uint32, size int) uint32 {
 	return uint32(end)
 }
 
-// release commits batches (in their key order) to the send topics, from
+// release commits batches (in the given order, releaseOrder's) to the send topics, from
 // the partition's progress marker on, one transaction per chunk. Each
 // transaction also writes the marker with the count released so far, so
 // records and progress commit or abort together. After a failed
