@@ -62,7 +62,7 @@ func run() error {
 	}
 	defer st.Close()
 	go func() {
-		if err := metrics.Serve(ctx, cfg.Metrics.Addr, reg, "fanout", metrics.Health{Ready: st.Ready}, log); err != nil {
+		if err := metrics.Serve(ctx, cfg.Metrics.Addr, reg, "fanout", metrics.Health{Ready: st.Ready, Pprof: cfg.Metrics.Pprof}, log); err != nil {
 			log.Error("metrics server", "err", err)
 			stop()
 		}

@@ -55,7 +55,7 @@ func run() error {
 	}
 	defer st.Close()
 	go func() {
-		if err := metrics.Serve(ctx, cfg.Metrics.Addr, reg, "planner", metrics.Health{}, log); err != nil {
+		if err := metrics.Serve(ctx, cfg.Metrics.Addr, reg, "planner", metrics.Health{Pprof: cfg.Metrics.Pprof}, log); err != nil {
 			log.Error("metrics server", "err", err)
 		}
 	}()

@@ -69,7 +69,7 @@ func run() error {
 	defer stage.Close()
 	go func() {
 		if err := metrics.Serve(ctx, cfg.Metrics.Addr, reg, "sender-"+cfg.Sender.Platform,
-			metrics.Health{Ready: stage.Ready}, log); err != nil {
+			metrics.Health{Ready: stage.Ready, Pprof: cfg.Metrics.Pprof}, log); err != nil {
 			log.Error("metrics server stopped", "err", err)
 		}
 	}()

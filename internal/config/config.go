@@ -169,6 +169,9 @@ type ControlConfig struct {
 // MetricsConfig is the /metrics, /healthz, /readyz listener.
 type MetricsConfig struct {
 	Addr string `mapstructure:"addr"`
+	// Pprof also mounts net/http/pprof under /debug/pprof/ on the same
+	// listener (off by default: profiles expose memory contents and cost CPU).
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // defaults lists every key with its default. Every key must be here: viper
@@ -262,7 +265,8 @@ func defaults() map[string]any {
 		"control.token_file": "",
 		"control.url":        "http://127.0.0.1:8080",
 
-		"metrics.addr": "127.0.0.1:9100",
+		"metrics.addr":  "127.0.0.1:9100",
+		"metrics.pprof": false,
 	}
 }
 

@@ -47,7 +47,7 @@ func serveCommand() Command {
 			// /metrics, /healthz, /readyz and owlpost_stage_ready{stage="control"} on
 			// metrics.addr like every stage (the API port also answers /metrics).
 			go func() {
-				if err := metrics.Serve(ctx, cfg.Metrics.Addr, reg, "control", metrics.Health{}, env.Log); err != nil {
+				if err := metrics.Serve(ctx, cfg.Metrics.Addr, reg, "control", metrics.Health{Pprof: cfg.Metrics.Pprof}, env.Log); err != nil {
 					env.Log.Error("metrics server", "err", err)
 				}
 			}()

@@ -28,6 +28,9 @@
 //
 // Every stage serves /metrics, /healthz and /readyz on metrics.addr
 // (Serve); owlctl serve also answers /metrics and /healthz on control.addr.
+// With metrics.pprof true (OWLPOST_METRICS_PPROF=true) the same listener also
+// serves net/http/pprof under /debug/pprof/ (profile, heap, goroutine, ...),
+// registered on Serve's own mux, never on http.DefaultServeMux.
 //
 // Lag naming: owlpost_kafka_consumergroup_lag and _lag_sum have the labels of
 // kafka-exporter's kafka_consumergroup_lag and kafka_consumergroup_lag_sum, so

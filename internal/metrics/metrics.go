@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -47,6 +48,9 @@ func KafkaHooks(reg prometheus.Registerer, client string) kgo.Opt {
 type Health struct {
 	Live  func() error
 	Ready func() error
+	// Pprof mounts net/http/pprof's handlers under /debug/pprof/ on the same
+	// listener (config metrics.pprof; off by default).
+	Pprof bool
 }
 
 // Serve serves /metrics, /healthz and /readyz on addr until ctx is done. The
@@ -92,10 +96,19 @@ func ServeListener(ctx context.Context, ln net.Listener, reg *prometheus.Registr
 	}
 	mux.Handle("/healthz", check(h.Live))
 	mux.Handle("/readyz", check(h.Ready))
+	if h.Pprof {
+		// Registered on this private mux only: importing net/http/pprof also
+		// registers on http.DefaultServeMux, which nothing here serves.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("metrics listening", "addr", ln.Addr().String(), "stage", stage)
+	log.Info("metrics listening", "addr", ln.Addr().String(), "stage", stage, "pprof", h.Pprof)
 	select {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/owlpost/owlpost/internal/audience"
+	"github.com/owlpost/owlpost/internal/planner"
 )
 
 // TestPlannerBenchmark measures planning against the real broker. It only
@@ -56,6 +57,11 @@ func benchPlan(t *testing.T, tokens, runs int) {
 		runtime.GC()
 		resetPeakRSS()
 		var peakHeap atomic.Uint64
+		// Peak heap per phase as the progress callback (about once a
+		// second) last reported it: "reading" includes the de-duplication.
+		var phase atomic.Value
+		phase.Store("reading")
+		phasePeak := map[string]uint64{}
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
@@ -66,6 +72,9 @@ func benchPlan(t *testing.T, tokens, runs int) {
 				if ms.HeapInuse > peakHeap.Load() {
 					peakHeap.Store(ms.HeapInuse)
 				}
+				if ph := phase.Load().(string); ms.HeapInuse > phasePeak[ph] {
+					phasePeak[ph] = ms.HeapInuse
+				}
 				select {
 				case <-stop:
 					return
@@ -74,7 +83,7 @@ func benchPlan(t *testing.T, tokens, runs int) {
 			}
 		}()
 		t0 := time.Now()
-		m, err := e.st.Plan(e.ctx, "bench", "bench", nil)
+		m, err := e.st.Plan(e.ctx, "bench", "bench", func(p planner.Progress) { phase.Store(p.Phase) })
 		el := time.Since(t0)
 		close(stop)
 		<-done
@@ -85,8 +94,10 @@ func benchPlan(t *testing.T, tokens, runs int) {
 			t.Fatalf("planned %d tokens, want %d", m.Tokens(), counts.IOS+counts.Android)
 		}
 		secs = append(secs, el.Seconds())
-		t.Logf("| %d | %d | %d | %.2f s | %.0f | %d MiB | %d MiB |", tokens, m.AudienceRecords, m.Batches(), el.Seconds(),
-			float64(m.AudienceRecords)/el.Seconds(), peakRSS()>>20, peakHeap.Load()>>20)
+		t.Logf("| %d | %d | %d | %.2f s | %.0f | %d MiB | %d MiB | reading %d MiB, writing %d MiB, committing %d MiB |",
+			tokens, m.AudienceRecords, m.Batches(), el.Seconds(),
+			float64(m.AudienceRecords)/el.Seconds(), peakRSS()>>20, peakHeap.Load()>>20,
+			phasePeak["reading"]>>20, phasePeak["writing"]>>20, phasePeak["committing"]>>20)
 	}
 	sort.Float64s(secs)
 	med := secs[len(secs)/2]

@@ -1,14 +1,15 @@
 package planner
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,10 +26,13 @@ import (
 // Producer settings of the plan transaction. Batches are 16-41 KB, so large
 // record batches amortize the per-request cost; max.message.bytes of the
 // batches topic is 4 MiB (kafka.Specs), other topics keep the broker's 1 MB.
+// The buffer bounds what the encoders may run ahead of the broker: eight
+// full record batches keep every request full, and more only adds to the
+// planner's peak memory (256 MiB was most of the 4M plan's writing phase).
 const (
 	batchesRecordBatchBytes = 4_000_000
 	otherRecordBatchBytes   = 1_000_000
-	maxBufferedBytes        = 256 << 20
+	maxBufferedBytes        = 32 << 20
 )
 
 // Plan plans one campaign now: it reads the campaign's audience topic up to
@@ -141,20 +145,21 @@ type iosEnt struct {
 }
 
 type andEnt struct {
-	off uint32 // into the partition's arena
+	pos uint32 // in the partition's arena
 	n   uint16
 	loc uint16
 }
 
 // partState is what one audience partition contributed, in offset order.
 // Only the partition's ReadSnapshot goroutine touches it while reading.
+// Nothing of a fetched record is kept: iOS tokens as 32 bytes, Android
+// tokens copied into the arena (store.go).
 type partState struct {
 	partition int32
 	records   atomic.Int64
-	ios       []iosEnt
-	and       []andEnt
-	arena     strings.Builder // Android tokens, back to back
-	arenaStr  string
+	ios       blocks[iosEnt]
+	and       blocks[andEnt]
+	arena     arena // Android tokens, back to back
 	locales   []string
 	locIdx    map[string]uint16
 	rejects   map[string]int64
@@ -337,9 +342,12 @@ func (r *planRun) add(ctx context.Context, tcl *kgo.Client, ps *partState, rec *
 			}
 			ps.rejects[ae.Reason]++
 			r.rejected.Add(1)
+			// Copies: the record's bytes alias its whole fetch response,
+			// which the producer would otherwise keep alive.
 			tcl.Produce(ctx, &kgo.Record{
-				Topic: r.s.cfg.Topics.Rejects, Key: rec.Key, Value: rec.Value, Partition: rec.Partition % rejectParts,
-				Headers: kafka.Headers(wire.RejectHeaders(ae.Reason, ae.Detail, r.id, topic, rec.Partition, rec.Offset)),
+				Topic: r.s.cfg.Topics.Rejects, Key: bytes.Clone(rec.Key), Value: bytes.Clone(rec.Value),
+				Partition: rec.Partition % rejectParts,
+				Headers:   kafka.Headers(wire.RejectHeaders(ae.Reason, ae.Detail, r.id, topic, rec.Partition, rec.Offset)),
 			}, r.promise)
 			return nil
 		}
@@ -357,42 +365,42 @@ func (r *planRun) add(ctx context.Context, tcl *kgo.Client, ps *partState, rec *
 		return err
 	}
 	if fr.platform == push.IOS {
-		ps.ios = append(ps.ios, iosEnt{tok: fr.ios, loc: loc})
+		ps.ios.add(iosEnt{tok: fr.ios, loc: loc})
 		return nil
 	}
-	off := ps.arena.Len()
-	if off+len(fr.token) > 1<<32-1 {
-		return fmt.Errorf("partition %d holds more than 4 GiB of Android tokens", ps.partition)
+	pos, err := ps.arena.add(fr.token)
+	if err != nil {
+		return fmt.Errorf("partition %d: %w", ps.partition, err)
 	}
-	ps.arena.Write(fr.token)
-	ps.and = append(ps.and, andEnt{off: uint32(off), n: uint16(len(fr.token)), loc: loc})
+	ps.and.add(andEnt{pos: pos, n: uint16(len(fr.token)), loc: loc})
 	return nil
 }
 
 // planned is the de-duplicated audience: per platform, the surviving
-// entries of every partition in (partition, offset) order.
+// entries in (partition, offset) order, in segments (each a block of one
+// partition); andArena[i] are the arena blocks of and[i]'s partition.
 type planned struct {
 	locales        []string
 	ios            [][]iosEnt
 	and            [][]andEnt
-	andArena       []string
+	andArena       [][]string
 	nIOS, nAndroid int
 	duplicates     int
 	records        int64
 	rejected       map[string]int64
 }
 
-// merge de-duplicates in (partition, offset) order, compacting each
-// partition's entries in place and mapping locales to one plan-wide table.
-// The two platforms are independent, so they are de-duplicated in parallel.
+// maxSegments bounds the segments of one platform so that a reference
+// (segment << blockBits | index) plus one fits in 32 bits (refSet).
+const maxSegments = 1<<(32-blockBits) - 1
+
+// merge de-duplicates in (partition, offset) order, compacting the entries
+// in place and mapping locales to one plan-wide table. The two platforms are
+// independent, so they are de-duplicated in parallel.
 func (r *planRun) merge() (*planned, error) {
 	pl := &planned{rejected: map[string]int64{}}
 	locIdx := map[string]uint16{}
-	var totalIOS, totalAnd int
-	remaps := make([][]uint16, len(r.parts))
-	for pi, ps := range r.parts {
-		totalIOS += len(ps.ios)
-		totalAnd += len(ps.and)
+	for _, ps := range r.parts {
 		pl.records += ps.records.Load()
 		for k, v := range ps.rejects {
 			pl.rejected[k] += v
@@ -410,54 +418,104 @@ func (r *planRun) merge() (*planned, error) {
 			}
 			remap[i] = g
 		}
-		remaps[pi] = remap
-		ps.arenaStr = ps.arena.String()
+		// Locales are remapped here, so the parallel part needs no table.
+		for _, seg := range ps.ios.segs {
+			for i := range seg {
+				seg[i].loc = remap[seg[i].loc]
+			}
+			pl.ios = append(pl.ios, seg)
+		}
+		text := ps.arena.strings()
+		for _, seg := range ps.and.segs {
+			for i := range seg {
+				seg[i].loc = remap[seg[i].loc]
+			}
+			pl.and = append(pl.and, seg)
+			pl.andArena = append(pl.andArena, text)
+		}
+		ps.ios, ps.and, ps.arena = blocks[iosEnt]{}, blocks[andEnt]{}, arena{}
+	}
+	if len(pl.ios) > maxSegments || len(pl.and) > maxSegments {
+		return nil, fmt.Errorf("the audience has more than %d tokens of one platform", maxSegments<<blockBits)
 	}
 	var iosDups, andDups int
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		seen := make(map[[32]byte]struct{}, totalIOS)
-		for pi, ps := range r.parts {
-			kept := ps.ios[:0]
-			for _, e := range ps.ios {
-				if _, dup := seen[e.tok]; dup {
-					iosDups++
-					continue
-				}
-				seen[e.tok] = struct{}{}
-				e.loc = remaps[pi][e.loc]
-				kept = append(kept, e)
-			}
-			ps.ios = kept
-		}
+		iosDups = dedupeIOS(pl.ios)
 	}()
-	seen := make(map[string]struct{}, totalAnd)
-	for pi, ps := range r.parts {
-		kept := ps.and[:0]
-		for _, e := range ps.and {
-			tok := ps.arenaStr[e.off : e.off+uint32(e.n)]
-			if _, dup := seen[tok]; dup {
-				andDups++
-				continue
-			}
-			seen[tok] = struct{}{}
-			e.loc = remaps[pi][e.loc]
-			kept = append(kept, e)
-		}
-		ps.and = kept
-	}
+	andDups = dedupeAndroid(pl.and, pl.andArena)
 	wg.Wait()
 	pl.duplicates = iosDups + andDups
-	for _, ps := range r.parts {
-		pl.ios = append(pl.ios, ps.ios)
-		pl.and = append(pl.and, ps.and)
-		pl.andArena = append(pl.andArena, ps.arenaStr)
-		pl.nIOS += len(ps.ios)
-		pl.nAndroid += len(ps.and)
+	for _, seg := range pl.ios {
+		pl.nIOS += len(seg)
+	}
+	for _, seg := range pl.and {
+		pl.nAndroid += len(seg)
 	}
 	return pl, nil
+}
+
+// refMask is the index part of a reference (segment << blockBits | index).
+const refMask = 1<<blockBits - 1
+
+// dedupeIOS compacts segs in place, keeping the first entry of each token
+// in segment order, and returns how many it dropped.
+func dedupeIOS(segs [][]iosEnt) int {
+	total := 0
+	for _, seg := range segs {
+		total += len(seg)
+	}
+	seed := maphash.MakeSeed()
+	set := newRefSet(total)
+	dups := 0
+	for g, seg := range segs {
+		kept := seg[:0]
+		for _, e := range seg {
+			// Kept entries only move down within their segment, so a
+			// reference to a kept position stays valid.
+			ref := uint32(g)<<blockBits | uint32(len(kept))
+			if !set.insert(maphash.Bytes(seed, e.tok[:]), ref, func(r uint32) bool {
+				return segs[r>>blockBits][r&refMask].tok == e.tok
+			}) {
+				dups++
+				continue
+			}
+			kept = append(kept, e)
+		}
+		segs[g] = kept
+	}
+	return dups
+}
+
+// dedupeAndroid is dedupeIOS for Android entries, whose tokens are in
+// arenas[segment].
+func dedupeAndroid(segs [][]andEnt, arenas [][]string) int {
+	total := 0
+	for _, seg := range segs {
+		total += len(seg)
+	}
+	seed := maphash.MakeSeed()
+	set := newRefSet(total)
+	dups := 0
+	for g, seg := range segs {
+		kept := seg[:0]
+		for _, e := range seg {
+			tok := tokenAt(arenas[g], e.pos, e.n)
+			ref := uint32(g)<<blockBits | uint32(len(kept))
+			if !set.insert(maphash.String(seed, tok), ref, func(r uint32) bool {
+				o := segs[r>>blockBits][r&refMask]
+				return tokenAt(arenas[r>>blockBits], o.pos, o.n) == tok
+			}) {
+				dups++
+				continue
+			}
+			kept = append(kept, e)
+		}
+		segs[g] = kept
+	}
+	return dups
 }
 
 // split cuts n tokens into the fewest batches of at most size tokens, of
@@ -595,7 +653,7 @@ func (r *planRun) writeBatches(ctx context.Context, tcl *kgo.Client, pl *planned
 						}
 						e := pl.and[c.seg][c.i]
 						c.i++
-						b.Tokens = append(b.Tokens, wire.Token{Token: pl.andArena[c.seg][e.off : e.off+uint32(e.n)],
+						b.Tokens = append(b.Tokens, wire.Token{Token: tokenAt(pl.andArena[c.seg], e.pos, e.n),
 							Locale: localLoc(e.loc)})
 						size += int(e.n) + 4
 					}

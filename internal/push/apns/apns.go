@@ -83,6 +83,7 @@ type Sender struct {
 	clients     []*apns2.Client
 	jwt         *token.Token // nil with certificate auth
 	rr          atomic.Uint32
+	workers     *pool
 }
 
 var _ push.Sender = (*Sender)(nil)
@@ -111,7 +112,7 @@ func New(opts Options) (*Sender, error) {
 		return nil, err
 	}
 
-	s := &Sender{topic: opts.Topic, concurrency: opts.Concurrency, timeout: opts.Timeout}
+	s := &Sender{topic: opts.Topic, concurrency: opts.Concurrency, timeout: opts.Timeout, workers: newPool()}
 	tokenAuth := len(opts.KeyPEM) > 0 || opts.KeyFile != ""
 	certAuth := opts.CertFile != ""
 	var cert tls.Certificate
@@ -290,10 +291,16 @@ func (s *Sender) warm(ctx context.Context, c *apns2.Client) error {
 	return nil
 }
 
-// SendBatch pushes msg to every token concurrently: one goroutine per token,
-// at most Options.Concurrency at a time, spread round-robin over the
-// connections. Results are in the order of tokens. The payload bytes are
-// sent as they are. It never retries.
+// SendBatch pushes msg to every token concurrently: one request per token in
+// flight at once (at most Options.Concurrency), made by the Sender's reused
+// workers and spread round-robin over the connections. Results are in the
+// order of tokens. The payload bytes are sent as they are. It never retries.
+//
+// Options.Timeout bounds each request. When every token of the batch goes out
+// at once (Concurrency 0 or >= len(tokens)) that is one deadline for the whole
+// batch, set as it starts: the requests start together, and one timer and one
+// Done channel per batch are much cheaper than one per token. With a smaller
+// Concurrency, tokens wait for a free worker, so each request gets its own.
 func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []string) []push.Result {
 	results := make([]push.Result, len(tokens))
 	if len(tokens) == 0 {
@@ -313,15 +320,23 @@ func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []stri
 	b := &batch{
 		s:       s,
 		ctx:     ctx,
+		reqCtx:  ctx,
 		msg:     msg,
 		payload: msg.APNs.Payload,
 		tokens:  tokens,
 		results: results,
 		first:   int(s.rr.Add(1)),
 	}
+	if workers == len(tokens) {
+		var cancel context.CancelFunc
+		b.reqCtx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	} else {
+		b.perRequest = true
+	}
 	b.wg.Add(workers)
 	for range workers {
-		go b.work()
+		s.workers.run(b)
 	}
 	b.wg.Wait()
 	return results
@@ -329,25 +344,28 @@ func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []stri
 
 // batch is the state shared by the workers of one SendBatch call.
 type batch struct {
-	s       *Sender
-	ctx     context.Context
-	msg     *push.Message
-	payload any // msg.APNs.Payload boxed once, not per token
-	tokens  []string
-	results []push.Result
-	first   int // round-robin start, so small batches still use every connection
-	next    atomic.Int64
-	wg      sync.WaitGroup
+	s          *Sender
+	ctx        context.Context // the caller's: its end is the caller giving up
+	reqCtx     context.Context // parent of every request: ctx, or ctx with the batch deadline
+	perRequest bool            // a deadline per request (bounded concurrency)
+	msg        *push.Message
+	payload    any // msg.APNs.Payload boxed once, not per token
+	tokens     []string
+	results    []push.Result
+	first      int // round-robin start, so small batches still use every connection
+	next       atomic.Int64
+	wg         sync.WaitGroup
 }
 
+// work sends tokens of b until none is left, then marks one worker done.
 func (b *batch) work() {
 	defer b.wg.Done()
 	a := b.msg.APNs
 	expireNow := a.Expiration.IsZero()
-	// One Notification per worker, reused: apns2 marshals it into the request
-	// and keeps no reference after PushWithContext returns. The request
-	// context is not reused: http2's stream goroutine may still read it after
-	// the response is in.
+	// One Notification per worker and batch, reused for each of its tokens:
+	// apns2 marshals it into the request and keeps no reference after
+	// PushWithContext returns. The request context is not reused: http2's
+	// stream goroutine may still read it after the response is in.
 	n := &apns2.Notification{
 		CollapseID: b.msg.CollapseID,
 		Topic:      b.s.topic,
@@ -368,10 +386,15 @@ func (b *batch) work() {
 			continue
 		}
 		n.DeviceToken = tok
-		ctx, cancel := context.WithTimeout(b.ctx, b.s.timeout)
+		ctx, cancel := b.reqCtx, context.CancelFunc(nil)
+		if b.perRequest {
+			ctx, cancel = context.WithTimeout(b.reqCtx, b.s.timeout)
+		}
 		rc := &reqContext{Context: ctx, expireNow: expireNow}
 		resp, err := clients[(b.first+i)%len(clients)].PushWithContext(rc, n)
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		switch {
 		case err != nil:
 			b.results[i] = push.Result{Token: tok, Err: b.transportError(err)}
@@ -397,8 +420,10 @@ func (b *batch) transportError(err error) error {
 	return &push.RetryAfterError{Reason: reason, Err: fmt.Errorf("apns: %w", err)}
 }
 
-// Close closes idle connections of every client.
+// Close lets the idle workers exit and closes idle connections of every
+// client.
 func (s *Sender) Close() error {
+	s.workers.close()
 	for _, c := range s.clients {
 		c.CloseIdleConnections()
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -337,5 +338,81 @@ func TestInjectedReasons(t *testing.T) {
 				t.Errorf("reason = %q, want %q", got, tc.reason)
 			}
 		})
+	}
+}
+
+// TestSendBatchTimeout checks where Options.Timeout applies: a slow answer
+// is a retryable "timeout", and with bounded concurrency each request gets
+// its own deadline (four 700 ms requests one after the other all succeed
+// under a 2 s timeout, which a single deadline for the batch would not allow).
+func TestSendBatchTimeout(t *testing.T) {
+	tests := []struct {
+		name        string
+		latency     time.Duration
+		timeout     time.Duration
+		concurrency int
+		tokens      int
+		wantOK      bool
+	}{
+		{"all at once, slow answers time out", 3 * time.Second, 200 * time.Millisecond, 0, 3, false},
+		{"one at a time, a deadline per request", 700 * time.Millisecond, 2 * time.Second, 1, 4, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sm := startSim(t, func(c *pushsim.Config) { c.Latency = tc.latency })
+			o := sm.options()
+			o.Timeout, o.Concurrency = tc.timeout, tc.concurrency
+			s := newSender(t, o)
+			tokens := make([]string, tc.tokens)
+			for i := range tokens {
+				tokens[i] = hexToken(t, "")
+			}
+			for i, r := range s.SendBatch(context.Background(), message("timeout"), tokens) {
+				switch {
+				case r.Token != tokens[i]:
+					t.Errorf("result %d is for token %s", i, r.Token)
+				case tc.wantOK && (r.Err != nil || r.ID == ""):
+					t.Errorf("result %d = %+v, want accepted", i, r)
+				case !tc.wantOK && (push.Classify(r.Err) != push.ClassRetryable || push.Reason(r.Err) != "timeout"):
+					t.Errorf("result %d: %v (reason %q), want a retryable timeout", i, r.Err, push.Reason(r.Err))
+				}
+			}
+		})
+	}
+}
+
+// TestSendBatchReusesWorkers sends many batches one after the other and
+// concurrently through one Sender (its workers are reused between batches)
+// and checks every token arrived exactly once with its own result.
+func TestSendBatchReusesWorkers(t *testing.T) {
+	sm := startSim(t, nil)
+	s := newSender(t, sm.options())
+	const batches, size = 20, 50
+	errc := make(chan error, batches)
+	for g := range 2 {
+		go func() {
+			for range batches / 2 {
+				tokens := make([]string, size)
+				for i := range tokens {
+					tokens[i] = hexToken(t, "")
+				}
+				var err error
+				for i, r := range s.SendBatch(context.Background(), message("reuse"), tokens) {
+					if err == nil && (r.Token != tokens[i] || r.Err != nil || r.ID == "") {
+						err = fmt.Errorf("goroutine %d: result %d = %+v", g, i, r)
+					}
+				}
+				errc <- err
+			}
+		}()
+	}
+	for range batches {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	st := sm.Stats("reuse")
+	if st.Accepted != batches*size || st.DistinctTokens != batches*size || st.DuplicateTokens != 0 {
+		t.Fatalf("simulator stats = %+v, want %d accepted exactly once", st, batches*size)
 	}
 }

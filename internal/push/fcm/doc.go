@@ -14,11 +14,16 @@
 // the oauth2.HTTPClient context value the token source keeps) and the
 // messaging calls.
 //
-// SendBatch answers empty tokens itself and sends the others with
-// messaging.SendEach in chunks of Options.ChunkSize (default 250, as the
-// original system's Android batches), chunks running concurrently, each on
-// the next client round-robin; firebase runs 50 requests of a call at once.
-// The messages of a batch are one slice sharing a read-only template.
+// SendBatch answers empty tokens itself and sends the others in chunks of
+// Options.ChunkSize (default 250, as the original system's Android batches),
+// chunks running concurrently, each on the next client round-robin, 50
+// requests of a chunk at once: the shape of firebase's SendEach, made of one
+// messaging.Client.Send per token (the same validation, request and errors)
+// on workers the Sender keeps between chunks (pool.go), where SendEach would
+// start 50 goroutines per call that each grow their stacks again. A message
+// firebase refuses before sending is push.ErrFatal "invalid_message" for
+// every token, as a refused SendEach call was. The messages of a batch are
+// one slice sharing a read-only template.
 //
 // firebase retries HTTP 503 on its own (internal.WithDefaultRetryConfig, not
 // configurable); a RoundTripper presents 503 to it as 500 so that back-pressure
@@ -31,7 +36,7 @@
 // warms each client with one validate_only send to an impossible token: FCM
 // answers 400 INVALID_ARGUMENT, proving token and project (401/403 are
 // push.ErrFatal) and leaving one open connection, so the 50 workers of the
-// first SendEach share it instead of each dialing.
+// first chunk share it instead of each dialing.
 //
 // # Pointing it at Google or at the simulator
 //

@@ -26,9 +26,13 @@ import (
 const (
 	DefaultClients   = 4
 	DefaultChunkSize = 250
-	MaxChunkSize     = 500 // firebase's limit per SendEach call
+	MaxChunkSize     = 500 // firebase's limit per SendEach call, kept for the same shape
 	DefaultTimeout   = 30 * time.Second
 )
+
+// chunkWorkers is the number of requests of one chunk in flight at once,
+// as firebase's SendEach runs them (its numWorkers).
+const chunkWorkers = 50
 
 // messagingScope is the OAuth2 scope of the FCM HTTP v1 API.
 const messagingScope = "https://www.googleapis.com/auth/firebase.messaging"
@@ -60,8 +64,9 @@ type Options struct {
 	// Clients is the number of messaging clients, each with its own
 	// connection pool (one HTTP/2 connection once warmed). Default 4.
 	Clients int
-	// ChunkSize is the number of tokens per SendEach call (firebase runs 50
-	// requests of one call concurrently). Default 250, at most 500.
+	// ChunkSize is the number of tokens per chunk, each chunk sent 50
+	// requests at a time on one client, like one firebase SendEach call.
+	// Default 250, at most 500.
 	ChunkSize int
 	// Timeout bounds the wait for each messaging answer
 	// (http.Transport.ResponseHeaderTimeout) and each token fetch (whole
@@ -83,6 +88,7 @@ type Sender struct {
 	ts      oauth2.TokenSource // shared by every client: one access token
 	chunk   int
 	rr      atomic.Uint32
+	workers *pool
 }
 
 var _ push.Sender = (*Sender)(nil)
@@ -128,7 +134,7 @@ func New(opts Options) (*Sender, error) {
 		return nil, err
 	}
 
-	s := &Sender{chunk: opts.ChunkSize}
+	s := &Sender{chunk: opts.ChunkSize, workers: newPool()}
 	// The token fetch to token_uri goes through its own client trusting roots:
 	// oauth2 reads it from the context the token source was built with (the
 	// source keeps that context for every refresh, so it is not a request's).
@@ -249,15 +255,19 @@ func tokenError(err error) error {
 // noLibraryRetry presents HTTP 503 to firebase as 500. firebase's messaging
 // client retries 503 by itself (up to 4 times, backing off up to minutes,
 // internal.WithDefaultRetryConfig, not configurable), which would hide
-// back-pressure from the sender, stall a whole SendEach call, and break the
+// back-pressure from the sender, stall a worker for minutes, and break the
 // push.Sender contract "never retries by itself". The Google error body, and
 // so the UNAVAILABLE code and the Retry-After header, are untouched. firebase
 // still retries transport errors (connection refused/reset) on its own.
+// It also marks the request's sendCtx as sent (see chunk.work).
 type noLibraryRetry struct {
 	base http.RoundTripper
 }
 
 func (t *noLibraryRetry) RoundTrip(req *http.Request) (*http.Response, error) {
+	if sc, ok := req.Context().Value(sendCtxKey{}).(*sendCtx); ok {
+		sc.sent = true
+	}
 	resp, err := t.base.RoundTrip(req)
 	if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
 		resp.StatusCode = http.StatusInternalServerError
@@ -271,7 +281,7 @@ func (s *Sender) Platform() push.Platform { return push.Android }
 // Prepare fetches the OAuth2 access token from the service account's
 // token_uri and warms every client with one validate-only send to an
 // impossible token, so each opens its (HTTP/2) connection before GO; without
-// it, the 50 workers of a fresh client's first SendEach would each dial.
+// it, the 50 workers of a fresh client's first chunk would each dial.
 // A refused credential (token endpoint 4xx, FCM 401/403, SENDER_ID_MISMATCH)
 // is an error wrapping push.ErrFatal; the expected INVALID_ARGUMENT for the
 // warm-up token means ready.
@@ -305,25 +315,28 @@ func (s *Sender) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// SendBatch sends msg to every token with firebase's SendEach, in chunks of
-// Options.ChunkSize run concurrently, each on the next client round-robin.
-// Results are in the order of tokens. It never retries.
+// SendBatch sends msg to every token, one firebase Send per token, in chunks
+// of Options.ChunkSize run concurrently, each on the next client
+// round-robin, with 50 requests of a chunk in flight at once: what
+// firebase's SendEach does, but on workers the Sender keeps between chunks
+// (pool.go) rather than 50 new goroutines per call. Results are in the order
+// of tokens. It never retries.
 func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []string) []push.Result {
 	results := make([]push.Result, len(tokens))
 	if msg == nil || msg.FCM == nil {
-		fillErr(results, tokens, nil, &push.ReasonError{Reason: "no_fcm_message", Err: push.ErrFatal})
+		fillErr(results, tokens, &push.ReasonError{Reason: "no_fcm_message", Err: push.ErrFatal})
 		return results
 	}
 	// A valid access token is cached, so this is cheap. Checking here keeps a
 	// token-endpoint failure from reaching firebase, which would retry it as a
 	// transport error for seconds per token.
 	if _, err := s.ts.Token(); err != nil {
-		fillErr(results, tokens, nil, tokenError(err))
+		fillErr(results, tokens, tokenError(err))
 		return results
 	}
 	tmpl := template(msg)
 	// One allocation for all messages of the batch; empty tokens would make
-	// firebase refuse the whole chunk, so they are answered here.
+	// firebase refuse the message, so they are answered here.
 	msgs := make([]messaging.Message, len(tokens))
 	ptrs := make([]*messaging.Message, 0, len(tokens))
 	idx := make([]int32, 0, len(tokens))
@@ -337,52 +350,89 @@ func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []stri
 		ptrs = append(ptrs, &msgs[i])
 		idx = append(idx, int32(i))
 	}
+	nChunks := (len(ptrs) + s.chunk - 1) / s.chunk
+	chunks := make([]chunk, nChunks)
 	var wg sync.WaitGroup
-	for off := 0; off < len(ptrs); off += s.chunk {
+	for n, off := 0, 0; off < len(ptrs); n, off = n+1, off+s.chunk {
 		end := min(off+s.chunk, len(ptrs))
-		c := s.clients[int(s.rr.Add(1))%len(s.clients)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.sendChunk(ctx, c, ptrs[off:end], idx[off:end], tokens, results)
-		}()
+		ch := &chunks[n]
+		*ch = chunk{s: s, ctx: ctx, c: s.clients[int(s.rr.Add(1))%len(s.clients)],
+			msgs: ptrs[off:end], idx: idx[off:end], tokens: tokens, results: results, wg: &wg}
+		w := min(chunkWorkers, end-off)
+		wg.Add(w)
+		for range w {
+			s.workers.run(ch)
+		}
 	}
 	wg.Wait()
 	return results
 }
 
-func (s *Sender) sendChunk(ctx context.Context, c *messaging.Client, msgs []*messaging.Message,
-	idx []int32, tokens []string, results []push.Result) {
-	br, err := c.SendEach(ctx, msgs)
-	if err != nil {
-		// Only firebase's own validation fails a whole call: the message is
-		// invalid for every token.
-		fillErr(results, tokens, idx, &push.ReasonError{Reason: "invalid_message",
-			Err: fmt.Errorf("fcm: %w: %w", push.ErrFatal, err)})
-		return
-	}
-	refused := s.auth.refused.Load()
-	now := time.Now()
-	for j, r := range br.Responses {
-		k := idx[j]
-		if r.Success {
-			results[k] = push.Result{Token: tokens[k], ID: r.MessageID, At: now}
-			continue
+// chunk is the state shared by the workers of one chunk of a batch.
+type chunk struct {
+	s       *Sender
+	ctx     context.Context
+	c       *messaging.Client
+	msgs    []*messaging.Message
+	idx     []int32 // msgs[j] is for tokens[idx[j]]
+	tokens  []string
+	results []push.Result
+	next    atomic.Int64
+	wg      *sync.WaitGroup // the batch's
+}
+
+// work sends messages of ch until none is left, then marks one worker done.
+func (ch *chunk) work() {
+	defer ch.wg.Done()
+	// One sendCtx per worker and chunk, reset per message: only this
+	// goroutine reads or writes sent (firebase calls the transport in the
+	// goroutine of Send); http2 may read the context later, but only its
+	// embedded, immutable parent.
+	sc := &sendCtx{Context: ch.ctx}
+	for {
+		j := int(ch.next.Add(1) - 1)
+		if j >= len(ch.msgs) {
+			return
 		}
-		results[k] = push.Result{Token: tokens[k], Err: sendError(ctx, r.Error, refused, now)}
+		k := ch.idx[j]
+		sc.sent = false
+		id, err := ch.c.Send(sc, ch.msgs[j])
+		now := time.Now()
+		switch {
+		case err == nil:
+			ch.results[k] = push.Result{Token: ch.tokens[k], ID: id, At: now}
+		case !sc.sent:
+			// firebase refused the message before any request (SendEach
+			// would have refused the whole call): invalid for every token.
+			ch.results[k] = push.Result{Token: ch.tokens[k], Err: &push.ReasonError{Reason: "invalid_message",
+				Err: fmt.Errorf("fcm: %w: %w", push.ErrFatal, err)}}
+		default:
+			ch.results[k] = push.Result{Token: ch.tokens[k], Err: sendError(ch.ctx, err, ch.s.auth.refused.Load(), now)}
+		}
 	}
 }
 
-// fillErr sets err on the results at idx (all results when idx is nil).
-func fillErr(results []push.Result, tokens []string, idx []int32, err error) {
-	if idx == nil {
-		for i, t := range tokens {
-			results[i] = push.Result{Token: t, Err: err}
-		}
-		return
+// sendCtx is the context of one worker's Sends; the transport marks sent
+// when a request reaches it, which tells firebase's refusal of a message
+// (no request) from a failed round trip.
+type sendCtx struct {
+	context.Context
+	sent bool
+}
+
+type sendCtxKey struct{}
+
+func (c *sendCtx) Value(key any) any {
+	if key == (sendCtxKey{}) {
+		return c
 	}
-	for _, k := range idx {
-		results[k] = push.Result{Token: tokens[k], Err: err}
+	return c.Context.Value(key)
+}
+
+// fillErr sets err on every result.
+func fillErr(results []push.Result, tokens []string, err error) {
+	for i, t := range tokens {
+		results[i] = push.Result{Token: t, Err: err}
 	}
 }
 
@@ -408,8 +458,9 @@ func template(msg *push.Message) messaging.Message {
 	return m
 }
 
-// Close closes idle connections.
+// Close lets the idle workers exit and closes idle connections.
 func (s *Sender) Close() error {
+	s.workers.close()
 	for _, b := range s.bases {
 		b.CloseIdleConnections()
 	}

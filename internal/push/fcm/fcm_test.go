@@ -309,3 +309,43 @@ func TestInjectedCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestSendBatchInvalidMessage: a message firebase refuses before sending
+// (here an Android priority other than normal/high) fails every token with
+// push.ErrFatal "invalid_message", whatever the context, and nothing is sent.
+func TestSendBatchInvalidMessage(t *testing.T) {
+	sm := startSim(t, nil)
+	s := newSender(t, sm.options())
+	if err := s.Prepare(context.Background()); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		n    int
+	}{
+		{"one token", context.Background(), 1},
+		{"several chunks", context.Background(), 600},
+		{"canceled context", canceled, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := message("invalid")
+			msg.FCM.Priority = "urgent"
+			tokens := make([]string, tc.n)
+			for i := range tokens {
+				tokens[i] = regToken(t, "x")
+			}
+			for i, r := range s.SendBatch(tc.ctx, msg, tokens) {
+				if r.Token != tokens[i] || push.Classify(r.Err) != push.ClassFatal || push.Reason(r.Err) != "invalid_message" {
+					t.Fatalf("result %d = %+v (reason %q), want fatal invalid_message", i, r, push.Reason(r.Err))
+				}
+			}
+		})
+	}
+	if st := sm.Stats("invalid"); st.Accepted != 0 {
+		t.Errorf("accepted %d invalid messages", st.Accepted)
+	}
+}
