@@ -95,6 +95,7 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) error {
 		},
 	}
 	if st == guard.ClaimTakeover {
+		run.takeover = true
 		if err := s.retryRedis(ctx, "acked", func() error {
 			var err error
 			run.acked, err = s.guard.Acked(ctx, key, fire.ID)
@@ -210,6 +211,10 @@ type batchRun struct {
 	owner string
 	rend  *campaign.Rendered // nil when the deadline passed before it loaded
 
+	// takeover: an earlier holder's claim expired; what it did not ack
+	// (everything, if it died before its first ack) is sent again.
+	takeover bool
+
 	mu      sync.Mutex // guards res, acked, next, fatal while groups of a round finish
 	res     wire.Result
 	acked   []byte // bit i: token i answered (accepted, invalid, failed)
@@ -240,7 +245,7 @@ func (run *batchRun) run(ctx context.Context) error {
 			pending = append(pending, i)
 		}
 	}
-	if run.acked != nil {
+	if run.takeover {
 		run.res.Resent = len(pending)
 		// The previous holder's answers are lost with it; they are counted
 		// accepted (by far the most likely answer) and flagged in Reasons.
@@ -274,7 +279,13 @@ func (run *batchRun) run(ctx context.Context) error {
 		return err
 	}
 
-	if err := run.done(ctx); err != nil {
+	// The result goes out (acknowledged by Kafka) BEFORE the batch is marked
+	// done. A crash between the two leaves a batch whose ack bitmap covers
+	// every answered token: the taker-over re-sends nothing and writes the
+	// result again (the report keeps one per batch). The other order could
+	// lose a batch's result for good: the redelivery would see "done" and
+	// skip it, leaving the campaign short of its count.
+	if err := run.storeAck(ctx); err != nil {
 		return err
 	}
 	run.res.FinishedAt = time.Now()
@@ -289,7 +300,7 @@ func (run *batchRun) run(ctx context.Context) error {
 		}
 		return fmt.Errorf("%w: %w", errFatal, err)
 	}
-	return nil
+	return run.done(ctx)
 }
 
 // done marks the batch finished in the guard, waiting out Redis outages.

@@ -20,9 +20,10 @@
 //     bad_batch, wrong_platform, unsendable_campaign: unknown or invalid
 //     campaign) is copied to the rejects topic with the reason and committed
 //     past: never a panic, never a blocked partition.
-//  2. The campaign is loaded from the catalog and rendered once per
-//     (campaign, fire id): Render, then WithFireTime(fired at). Tokens whose
-//     locales resolve to the same message share one SendBatch call.
+//  2. The campaign rendered for the fire, once per (campaign, fire id):
+//     WithFireTime(fired at) of the definition rendered in advance (see
+//     Campaigns below). Tokens whose locales resolve to the same message
+//     share one SendBatch call.
 //  3. Claim (guard.Claim, lease sender.claim_lease, owner = instance + nonce +
 //     counter, unique per attempt). Done: skipped, no result re-emitted. Held:
 //     the claim is retried until the holder's lease could have expired; a
@@ -67,6 +68,22 @@
 // (guard.Take, burst = one second), waiting the returned time for what is
 // not granted yet: one Redis call per batch round, shared by every instance.
 //
+// # Campaigns, rendered before GO
+//
+// From the start of Run the stage tails the campaigns topic (compacted,
+// every partition, from the start, read_committed, no group) and keeps each
+// campaign parsed and rendered in memory, re-rendered when its record
+// changes. The first batch of a fire then lists the topic's read_committed
+// end offsets (one ListOffsets round trip on the stage's client) and uses
+// the cached definition once the tail has read up to them: the same answer
+// as the snapshot read of the catalog it replaces (which built a new Kafka
+// client, fetched the whole topic and parsed it, on the fire's critical
+// path: most of the 150-250 ms from trigger to first accepted measured
+// before). If the tail is not there within a second the catalog snapshot is
+// read as before. An unknown campaign or one that does not render is
+// rejected (unsendable_campaign); a stored record that does not parse is
+// retried until the deadline, as a catalog read error was.
+//
 // # Offsets
 //
 // sender.batches_in_flight records are processed at once (polls ask only
@@ -82,9 +99,11 @@
 //
 // # Windows that remain
 //
-// A crash between guard.Done and the result record loses that batch's result
-// (the simulator or provider still counts its sends; the report shows the
-// batch missing). Tokens answered by a crashed holder after its last Ack are
+// The result record is written (and acknowledged) before guard.Done, so a
+// crash between them leads to a takeover that re-sends nothing (the ack
+// bitmap covers every answered token) and writes the result again; the
+// report keeps one result per batch. Tokens answered by a crashed holder
+// after its last Ack are
 // re-sent by the taker-over; the collapse id makes them one notification on
 // the phone.
 package sender

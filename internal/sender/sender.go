@@ -66,9 +66,10 @@ type Stage struct {
 	owner    string // instance id + a random nonce; a counter is appended per claim
 	claims   atomic.Uint64
 
-	cl  *kgo.Client
-	cat *catalog.Catalog
-	m   *stageMetrics
+	cl    *kgo.Client
+	cat   *catalog.Catalog
+	camps *campaigns // the campaigns topic tailed and rendered; cat is the fallback
+	m     *stageMetrics
 
 	offs       *offsets
 	commitMu   sync.Mutex // serialises commits with revocations
@@ -137,6 +138,8 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 	}
 	s.cl, err = kafka.NewClient(cfg,
 		kgo.ConsumerGroup(s.group),
+		// A killed sender's partitions move after 10 s, not the default 45 s.
+		kgo.SessionTimeout(10*time.Second),
 		kgo.ConsumeTopics(s.topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
@@ -152,6 +155,10 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 	if s.cat, err = catalog.New(cfg, s.cl); err != nil {
 		s.cl.Close()
 		return nil, fmt.Errorf("sender: %w", err)
+	}
+	if s.camps, err = newCampaigns(cfg, kadm.NewClient(s.cl), s.log); err != nil {
+		s.cl.Close()
+		return nil, err
 	}
 	if _, err := register(deps.Registry, prometheus.Collector(metrics.NewLagCollector(kadm.NewClient(s.cl), s.group))); err != nil {
 		s.cl.Close()
@@ -213,6 +220,12 @@ func (s *Stage) Run(ctx context.Context) error {
 
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); s.heartbeat(runCtx) }()
+	// The campaigns are tailed from now on (while the provider is being
+	// prepared), so a fire's first batch finds its campaign rendered.
+	tailCtx, stopTail := context.WithCancel(context.WithoutCancel(ctx))
+	tailDone := make(chan struct{})
+	go func() { defer close(tailDone); s.camps.run(tailCtx) }()
+	defer func() { stopTail(); <-tailDone }()
 
 	if err := s.prepare(runCtx); err != nil {
 		cancel(nil)
@@ -534,6 +547,22 @@ func (s *Stage) rendered(ctx context.Context, id string, fire wire.Fire) (*campa
 }
 
 func (s *Stage) load(ctx context.Context, id string, fire wire.Fire) (*campaign.Rendered, error) {
+	r, err := s.camps.lookup(ctx, id)
+	switch {
+	case errors.Is(err, errBehind):
+		s.log.Warn("campaigns tail behind the topic; reading the campaign from the catalog", "campaign", id)
+		return s.loadCatalog(ctx, id, fire)
+	case errors.Is(err, catalog.ErrNotFound):
+		return nil, fmt.Errorf("%w: %w", errPermanent, err)
+	case err != nil:
+		return nil, err
+	}
+	return r.WithFireTime(fire.FiredAt), nil
+}
+
+// loadCatalog reads the campaign with a snapshot of the campaigns topic (a
+// new Kafka client per call): the fallback when the tail is not available.
+func (s *Stage) loadCatalog(ctx context.Context, id string, fire wire.Fire) (*campaign.Rendered, error) {
 	def, err := s.cat.Campaign(ctx, id)
 	if err != nil {
 		if errors.Is(err, catalog.ErrNotFound) {

@@ -233,7 +233,15 @@ func TestSendExactlyOnce(t *testing.T) {
 		if st.Accepted != 15 || st.DuplicateDeliveries != 0 {
 			t.Errorf("simulator after takeover: %s; want the 15 un-acked tokens", describe(st))
 		}
-		if got := counter(t, ios.reg, "owlpost_sender_batches_total", map[string]string{"result": "takeover"}); got != 1 {
+		// The counter moves after the batch completes (result, then Done),
+		// which can be just after the result record is visible: poll.
+		var got float64
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if got = counter(t, ios.reg, "owlpost_sender_batches_total", map[string]string{"result": "takeover"}); got == 1 {
+				break
+			}
+		}
+		if got != 1 {
 			t.Errorf("batches_total{result=takeover} = %v", got)
 		}
 	})

@@ -1,0 +1,76 @@
+package fault
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAppendReadTable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "figures.jsonl")
+	at := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	rows := []Row{
+		{Case: "kill | sender", Tokens: 100, Accepted: 103, Distinct: 100, Duplicates: 3, Seconds: 1.25, Pass: true, Note: "3 re-sent", At: at},
+		{Case: "storm", Tokens: 100, Accepted: 90, Distinct: 90, Lost: 10, Pass: false, At: at},
+	}
+	for _, r := range rows {
+		if err := Append(path, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Case != rows[0].Case || got[1].Lost != 10 {
+		t.Fatalf("read back %+v", got)
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, got, "make fault", at); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"2026-11-26 03:00 UTC", "`make fault`", "1 of 2 cases passed",
+		"| kill \\| sender | 100 | 103 | 100 | 0 | 3 | 0 | 0 | 0 | 1.2 s | pass | 3 re-sent |",
+		"| storm | 100 | 90 | 90 | 10 | 0 | 0 | 0 | 0 | 0.0 s | **FAIL** |  |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestReadBadLine(t *testing.T) {
+	_, err := Read(strings.NewReader("{\"case\":\"a\"}\n\nnot json\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("want an error naming line 3, got %v", err)
+	}
+}
+
+func TestUpdateDoc(t *testing.T) {
+	section := "TABLE\n"
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"empty", "", "\n" + BeginMarker + "\nTABLE\n" + EndMarker + "\n"},
+		{"no markers", "# R\nprose", "# R\nprose\n\n" + BeginMarker + "\nTABLE\n" + EndMarker + "\n"},
+		{"replace", "# R\n" + BeginMarker + "\nold\nrows\n" + EndMarker + "\nafter\n",
+			"# R\n" + BeginMarker + "\nTABLE\n" + EndMarker + "\nafter\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(UpdateDoc([]byte(tc.doc), section)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
