@@ -34,6 +34,7 @@ unit:
 
 test: lint up
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fault
 
 # Variables: DEMO_TOKENS, DEMO_IOS_SHARE, DEMO_BAD_FRACTION, DEMO_INVALID_FRACTION,
 # DEMO_PRESSES, DEMO_JSON=1 (see scripts/demo.sh).
