@@ -83,7 +83,7 @@ type Sender struct {
 	clients     []*apns2.Client
 	jwt         *token.Token // nil with certificate auth
 	rr          atomic.Uint32
-	workers     *pool
+	workers     *push.Workers
 }
 
 var _ push.Sender = (*Sender)(nil)
@@ -112,7 +112,7 @@ func New(opts Options) (*Sender, error) {
 		return nil, err
 	}
 
-	s := &Sender{topic: opts.Topic, concurrency: opts.Concurrency, timeout: opts.Timeout, workers: newPool()}
+	s := &Sender{topic: opts.Topic, concurrency: opts.Concurrency, timeout: opts.Timeout, workers: push.NewWorkers()}
 	tokenAuth := len(opts.KeyPEM) > 0 || opts.KeyFile != ""
 	certAuth := opts.CertFile != ""
 	var cert tls.Certificate
@@ -336,7 +336,7 @@ func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []stri
 	}
 	b.wg.Add(workers)
 	for range workers {
-		s.workers.run(b)
+		s.workers.Run(b)
 	}
 	b.wg.Wait()
 	return results
@@ -358,7 +358,7 @@ type batch struct {
 }
 
 // work sends tokens of b until none is left, then marks one worker done.
-func (b *batch) work() {
+func (b *batch) Work() {
 	defer b.wg.Done()
 	a := b.msg.APNs
 	expireNow := a.Expiration.IsZero()
@@ -423,7 +423,7 @@ func (b *batch) transportError(err error) error {
 // Close lets the idle workers exit and closes idle connections of every
 // client.
 func (s *Sender) Close() error {
-	s.workers.close()
+	s.workers.Close()
 	for _, c := range s.clients {
 		c.CloseIdleConnections()
 	}

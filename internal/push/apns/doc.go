@@ -11,7 +11,7 @@
 // token (apns2's token.Token, re-signed every 50 minutes). SendBatch has every
 // token in flight at once (at most Options.Concurrency) and spreads requests
 // round-robin over the clients. The requests are made by workers the Sender
-// keeps between batches (pool.go): a new goroutine per token would grow its
+// keeps between batches (push.Workers): a new goroutine per token would grow its
 // stack through the HTTP/2 write path on every push, which cost the sender
 // process about a fifth of its CPU. A worker reuses its apns2.Notification for
 // every token it sends, and msg.APNs.Payload is handed to apns2 as raw bytes

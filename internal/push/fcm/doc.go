@@ -19,7 +19,7 @@
 // chunks running concurrently, each on the next client round-robin, 50
 // requests of a chunk at once: the shape of firebase's SendEach, made of one
 // messaging.Client.Send per token (the same validation, request and errors)
-// on workers the Sender keeps between chunks (pool.go), where SendEach would
+// on workers the Sender keeps between chunks (push.Workers), where SendEach would
 // start 50 goroutines per call that each grow their stacks again. A message
 // firebase refuses before sending is push.ErrFatal "invalid_message" for
 // every token, as a refused SendEach call was. The messages of a batch are

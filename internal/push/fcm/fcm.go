@@ -88,7 +88,7 @@ type Sender struct {
 	ts      oauth2.TokenSource // shared by every client: one access token
 	chunk   int
 	rr      atomic.Uint32
-	workers *pool
+	workers *push.Workers
 }
 
 var _ push.Sender = (*Sender)(nil)
@@ -134,7 +134,7 @@ func New(opts Options) (*Sender, error) {
 		return nil, err
 	}
 
-	s := &Sender{chunk: opts.ChunkSize, workers: newPool()}
+	s := &Sender{chunk: opts.ChunkSize, workers: push.NewWorkers()}
 	// The token fetch to token_uri goes through its own client trusting roots:
 	// oauth2 reads it from the context the token source was built with (the
 	// source keeps that context for every refresh, so it is not a request's).
@@ -319,7 +319,7 @@ func (s *Sender) Prepare(ctx context.Context) error {
 // of Options.ChunkSize run concurrently, each on the next client
 // round-robin, with 50 requests of a chunk in flight at once: what
 // firebase's SendEach does, but on workers the Sender keeps between chunks
-// (pool.go) rather than 50 new goroutines per call. Results are in the order
+// (push.Workers) rather than 50 new goroutines per call. Results are in the order
 // of tokens. It never retries.
 func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []string) []push.Result {
 	results := make([]push.Result, len(tokens))
@@ -361,7 +361,7 @@ func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []stri
 		w := min(chunkWorkers, end-off)
 		wg.Add(w)
 		for range w {
-			s.workers.run(ch)
+			s.workers.Run(ch)
 		}
 	}
 	wg.Wait()
@@ -382,7 +382,7 @@ type chunk struct {
 }
 
 // work sends messages of ch until none is left, then marks one worker done.
-func (ch *chunk) work() {
+func (ch *chunk) Work() {
 	defer ch.wg.Done()
 	// One sendCtx per worker and chunk, reset per message: only this
 	// goroutine reads or writes sent (firebase calls the transport in the
@@ -460,7 +460,7 @@ func template(msg *push.Message) messaging.Message {
 
 // Close lets the idle workers exit and closes idle connections.
 func (s *Sender) Close() error {
-	s.workers.close()
+	s.workers.Close()
 	for _, b := range s.bases {
 		b.CloseIdleConnections()
 	}
