@@ -36,7 +36,7 @@ func runPipeline(ctx context.Context, cfg *config.Config, o Options, dir string,
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
+	defer closeStack(o, s)
 	w, err := WatchResults(s)
 	if err != nil {
 		return nil, err
@@ -132,6 +132,13 @@ func runPipeline(ctx context.Context, cfg *config.Config, o Options, dir string,
 	}
 	if err := s.CheckAlive(); err != nil {
 		return nil, err
+	}
+	// Hold, as on launch day: GO comes minutes or hours after prepare, not
+	// in the same second. Without it the press lands while the fanouts are
+	// still digesting what they just loaded (GC of the fetch buffers, status
+	// publishing) and the trigger latency measures that instead.
+	if !sleepCtx(ctx, holdBeforeFire) {
+		return nil, ctx.Err()
 	}
 
 	// Everything measured from the press.
@@ -282,4 +289,16 @@ func devstackPid(stateDir, svc string) (int, bool) {
 		return 0, false
 	}
 	return pid, true
+}
+
+// holdBeforeFire is the pause between "ready to fire" and the press.
+const holdBeforeFire = 3 * time.Second
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }

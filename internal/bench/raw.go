@@ -18,6 +18,9 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 	"google.golang.org/api/option"
+
+	"github.com/owlpost/owlpost/internal/campaign"
+	"github.com/owlpost/owlpost/internal/push"
 )
 
 // RawAPNsOptions are apns2's best settings against the simulator.
@@ -36,8 +39,22 @@ type RawFCMOptions struct {
 
 const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 
-// apnsPayload is a small alert, like a campaign's.
-var apnsPayload = []byte(`{"aps":{"alert":{"title":"Kickoff!","body":"The game is on: open the app for today's lesson."}}}`)
+// rawMessages renders the bench campaign (the one the sender and pipeline
+// phases send) for en-US, so the raw libraries send exactly what the sender
+// sends: the same APNs payload bytes and headers, the same FCM fields. A
+// shorter hand-written payload would flatter the raw baseline.
+func rawMessages(campaignID string) (ios, android *push.Message, err error) {
+	def, err := campaign.Parse(fmt.Appendf(nil, campaignYAML, campaignID, "unused"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: raw: campaign: %w", err)
+	}
+	r, err := def.Render()
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: raw: render: %w", err)
+	}
+	r = r.WithFireTime(time.Now())
+	return r.For(push.IOS, "en-US"), r.For(push.Android, "en-US"), nil
+}
 
 // rawAPNsToken is a 64-hex device token that matches none of the
 // simulator's outcome patterns ("dead04..").
@@ -71,9 +88,14 @@ func RawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (
 		clients[i] = c
 		defer c.CloseIdleConnections()
 	}
+	ios, _, err := rawMessages(campaign)
+	if err != nil {
+		return nil, err
+	}
 	note := func(tok string) *apns2.Notification {
-		return &apns2.Notification{DeviceToken: tok, Topic: sim.Topic, CollapseID: campaign,
-			PushType: apns2.PushTypeAlert, Priority: apns2.PriorityHigh, Payload: apnsPayload}
+		return &apns2.Notification{DeviceToken: tok, Topic: sim.Topic, CollapseID: ios.CollapseID,
+			PushType: apns2.EPushType(ios.APNs.PushType), Priority: ios.APNs.Priority,
+			Expiration: ios.APNs.Expiration, Payload: ios.APNs.Payload}
 	}
 	// Warm: one push per client opens its connection and signs its JWT.
 	for i, c := range clients {
@@ -144,11 +166,21 @@ func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Me
 		return nil, err
 	}
 	defer closeIdle()
-	notif := &messaging.Notification{Title: "Kickoff!", Body: "The game is on: open the app for today's lesson."}
+	_, am, err := rawMessages(campaign)
+	if err != nil {
+		return nil, err
+	}
+	f := am.FCM
+	ttl := f.TTL
+	notif := &messaging.Notification{Title: f.Title, Body: f.Body, ImageURL: f.ImageURL}
+	android := func(collapse string) *messaging.AndroidConfig {
+		return &messaging.AndroidConfig{CollapseKey: collapse, Priority: f.Priority, TTL: &ttl,
+			Notification: &messaging.AndroidNotification{Tag: collapse, Sound: f.Sound, ClickAction: f.ClickAction}}
+	}
 	// Warm with a single Send: it fetches the OAuth2 token and opens the
 	// HTTP/2 connection, so the first multicast's 50 workers share it.
-	if _, err := mc.Send(ctx, &messaging.Message{Token: rawFCMToken(1_000_000_000), Notification: notif,
-		Android: &messaging.AndroidConfig{CollapseKey: campaign + "-warm", Priority: "high"}}); err != nil {
+	if _, err := mc.Send(ctx, &messaging.Message{Token: rawFCMToken(1_000_000_000), Notification: notif, Data: f.Data,
+		Android: android(campaign + "-warm")}); err != nil {
 		return nil, fmt.Errorf("bench: raw fcm: warm-up send: %w", err)
 	}
 	toks := make([]string, o.N)
@@ -173,7 +205,7 @@ func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Me
 				}
 				lo, hi := c*o.PerCall, min((c+1)*o.PerCall, o.N)
 				br, err := mc.SendEachForMulticast(ctx, &messaging.MulticastMessage{Tokens: toks[lo:hi],
-					Notification: notif, Android: &messaging.AndroidConfig{CollapseKey: campaign, Priority: "high"}})
+					Notification: notif, Data: f.Data, Android: android(am.CollapseID)})
 				if err == nil && br.FailureCount > 0 {
 					for _, r := range br.Responses {
 						if r.Error != nil {

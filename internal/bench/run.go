@@ -48,6 +48,8 @@ type Options struct {
 	// library run (raw phase); profiling costs a few percent of CPU, so such
 	// runs are for finding where the time goes, not for the figures.
 	CPUProfileDir string
+	// Log receives progress and warnings (Run sets it to its log writer).
+	Log io.Writer
 }
 
 // DefaultOptions are the defaults.
@@ -113,6 +115,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options, log io.Writer) (*Re
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	o.Log = log
 	if o.RunID == "" {
 		o.RunID = time.Now().Format("0102-150405")
 	}
@@ -257,4 +260,12 @@ func startProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("bench: profile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// closeStack stops and removes what a phase started; a failure to clean up
+// is reported, not hidden, but does not void the measurement.
+func closeStack(o Options, s *Stack) {
+	if err := s.Close(); err != nil && o.Log != nil {
+		fmt.Fprintf(o.Log, "bench: warning: cleaning up %s: %v\n", s.ID, err)
+	}
 }

@@ -99,7 +99,7 @@ func runSender(ctx context.Context, cfg *config.Config, o Options, dir string, r
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
+	defer closeStack(o, s)
 	w, err := WatchResults(s)
 	if err != nil {
 		return nil, err

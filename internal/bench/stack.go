@@ -201,8 +201,10 @@ func (s *Stack) CheckAlive() error {
 	return nil
 }
 
-// Close stops every process (last started first), deletes the run's topics
-// and Redis keys and closes the clients.
+// Close stops every process (last started first), deletes the run's topics,
+// consumer groups and Redis keys and closes the clients. The fanouts'
+// transactional ids cannot be deleted through the Kafka API; the broker
+// expires them (transactional.id.expiration.ms, 7 days by default).
 func (s *Stack) Close() error {
 	var errs []error
 	for i := len(s.procs) - 1; i >= 0; i-- {
@@ -218,8 +220,14 @@ func (s *Stack) Close() error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bench: delete topics: %w", err))
 		}
-		for _, g := range []string{s.Cfg.Sender.Group + "-ios", s.Cfg.Sender.Group + "-android", s.Cfg.Fanout.Group} {
-			_, _ = s.Adm.DeleteGroup(ctx, g)
+		// Every group whose name holds the run id (senders, fanouts, and
+		// whatever groups stages derive from the run's topic names).
+		if groups, err := s.Adm.ListGroups(ctx); err == nil {
+			for _, g := range groups.Groups() {
+				if strings.Contains(g, s.ID) {
+					_, _ = s.Adm.DeleteGroup(ctx, g)
+				}
+			}
 		}
 	}
 	if s.RDB != nil {
