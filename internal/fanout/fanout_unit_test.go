@@ -249,3 +249,26 @@ func TestReleaseOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestSendPartition(t *testing.T) {
+	for _, tc := range []struct{ n, b int }{{12, 12}, {48, 12}, {50, 12}, {4, 12}, {12, 4}, {1, 1}} {
+		used := map[int]int32{}
+		for pid := int32(0); pid < int32(tc.b); pid++ {
+			for k := 0; k < 200; k++ {
+				got := sendPartition(pid, []byte("c/ios/"+strconv.Itoa(k)), tc.n, tc.b)
+				if got < 0 || got >= tc.n {
+					t.Fatalf("n=%d b=%d pid=%d: partition %d out of range", tc.n, tc.b, pid, got)
+				}
+				if tc.n >= tc.b {
+					if owner, ok := used[got]; ok && owner != pid {
+						t.Fatalf("n=%d b=%d: send partition %d used by batches partitions %d and %d", tc.n, tc.b, got, owner, pid)
+					}
+				}
+				used[got] = pid
+			}
+		}
+		if want := min(tc.n, tc.b*((tc.n+tc.b-1)/tc.b)); tc.n >= tc.b && len(used) != want {
+			t.Errorf("n=%d b=%d: %d send partitions used, want %d", tc.n, tc.b, len(used), want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"time"
@@ -175,6 +176,7 @@ func (s *Stage) runPartition(p *partition) {
 		// (send topics, status); with the default 5 s minimum between
 		// metadata requests a partition could wait up to 5 s for them at GO.
 		kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.RecordPartitioner(s.sendPartitioner(p.id)),
 		hooks(s.reg, "fanout-txn-p"+strconv.FormatInt(int64(p.id), 10)),
 	)
 	if err != nil {
@@ -512,4 +514,37 @@ func (s *Stage) releaseFailed(p *partition, cs *campState, err error) {
 		cs.errs[p.id] = err.Error()
 	}
 	s.publishLocked(cs, true)
+}
+
+// sendPartitioner routes the send tasks of batches-topic partition pid to
+// send partitions of their own: pid, pid+B, pid+2B, ... (B = batches-topic
+// partitions), by key among those, or pid mod n when the send topic has fewer
+// partitions. Every send partition then has one transactional producer (or
+// few) instead of all of them: a read_committed sender cannot read past the
+// first offset of ANY open transaction on a partition, so with every producer
+// writing everywhere the first committed chunk stayed invisible until the
+// slowest concurrent first transaction committed. Other topics (the status
+// markers) keep Kafka's key hashing. Balance follows the planner's: batches
+// are already spread evenly over the batches partitions.
+func (s *Stage) sendPartitioner(pid int32) kgo.Partitioner {
+	keyed := kgo.StickyKeyPartitioner(nil)
+	b := int(s.cfg.Topics.BatchesPartitions)
+	return kgo.BasicConsistentPartitioner(func(topic string) func(*kgo.Record, int) int {
+		if topic != s.cfg.Topics.SendIOS && topic != s.cfg.Topics.SendAndroid {
+			return keyed.ForTopic(topic).Partition
+		}
+		return func(r *kgo.Record, n int) int { return sendPartition(pid, r.Key, n, b) }
+	})
+}
+
+// sendPartition picks the send partition of a send task; see sendPartitioner.
+func sendPartition(pid int32, key []byte, n, b int) int {
+	id := int(pid)
+	if b <= 0 || n <= b || id >= b {
+		return id % n
+	}
+	m := (n - id + b - 1) / b // send partitions j < n with j % b == id
+	h := fnv.New32a()
+	_, _ = h.Write(key)
+	return id + b*int(h.Sum32()%uint32(m))
 }
