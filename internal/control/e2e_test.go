@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -33,45 +31,12 @@ type pipeline struct {
 	sim *pushsim.Server
 }
 
-const simAPNsTopic = "com.example.owlapp"
-
 func newPipeline(t *testing.T, latency time.Duration, tune func(*config.Config)) *pipeline {
 	t.Helper()
 	f := newFixture(t)
-	p8, pub, err := pushsim.GenerateAPNsKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, saPub, err := pushsim.GenerateServiceAccount("owlpost-sim", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim, err := pushsim.New(pushsim.Config{APNsKeyID: "ABC123DEFG", APNsTeamID: "TEAM123456", APNsPublicKey: pub,
-		APNsTopics: []string{simAPNsTopic}, FCMProject: "owlpost-sim", FCMServiceAccountKey: saPub, Latency: latency})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	if sa, err = pushsim.ServiceAccountWithTokenURI(sa, sim.TokenURL()); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	ca := write("ca.pem", sim.CACertPEM())
 	cfg := f.cfg
-	cfg.APNs = config.APNsConfig{Host: sim.APNsURL(), Topic: simAPNsTopic, KeyFile: write("AuthKey.p8", p8),
-		KeyID: "ABC123DEFG", TeamID: "TEAM123456", CAFile: ca, Connections: 1, Timeout: 10 * time.Second}
-	cfg.FCM = config.FCMConfig{ProjectID: "owlpost-sim", CredentialsFile: write("sa.json", sa), Endpoint: sim.FCMURL(),
-		CAFile: ca, Clients: 1, Timeout: 10 * time.Second}
+	sim := testenv.PushSim(t, cfg, func(c *pushsim.Config) { c.Latency = latency })
+	cfg.APNs.Connections, cfg.FCM.Clients = 1, 1
 	cfg.Sender.ClaimLease = 5 * time.Second
 	if tune != nil {
 		tune(cfg)

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,10 +29,10 @@ import (
 )
 
 const (
-	simKeyID   = "ABC123DEFG"
-	simTeamID  = "TEAM123456"
-	simProject = "owlpost-sim"
-	simTopic   = "com.example.owlpost"
+	simKeyID   = testenv.SimKeyID
+	simTeamID  = testenv.SimTeamID
+	simProject = testenv.SimProject
+	simTopic   = testenv.SimTopic
 )
 
 // env is one test's Kafka topics, Redis prefix and push simulator, with the
@@ -57,47 +55,10 @@ func newEnv(t testing.TB, simCfg func(*pushsim.Config)) *env {
 	cfg.Sender.RetryBase = 20 * time.Millisecond
 	cfg.Sender.RetryMax = 200 * time.Millisecond
 
-	p8, pub, err := pushsim.GenerateAPNsKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, saPub, err := pushsim.GenerateServiceAccount(simProject, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := pushsim.Config{
-		APNsKeyID: simKeyID, APNsTeamID: simTeamID, APNsPublicKey: pub, APNsTopics: []string{simTopic},
-		FCMProject: simProject, FCMServiceAccountKey: saPub,
-	}
-	if simCfg != nil {
-		simCfg(&sc)
-	}
-	sim, err := pushsim.New(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	if sa, err = pushsim.ServiceAccountWithTokenURI(sa, sim.TokenURL()); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	ca := write("ca.pem", sim.CACertPEM())
-	cfg.APNs = config.APNsConfig{Host: sim.APNsURL(), Topic: simTopic, KeyFile: write("AuthKey.p8", p8),
-		KeyID: simKeyID, TeamID: simTeamID, CAFile: ca, Connections: 2, Timeout: 10 * time.Second}
-	cfg.FCM = config.FCMConfig{ProjectID: simProject, CredentialsFile: write("sa.json", sa), Endpoint: sim.FCMURL(),
-		CAFile: ca, Clients: 2, Timeout: 10 * time.Second}
+	sim := testenv.PushSim(t, cfg, simCfg)
 
 	e := &env{cfg: cfg, sim: sim, prod: testenv.Client(t, cfg), rdb: testenv.Redis(t, cfg)}
+	var err error
 	if e.cat, err = catalog.New(cfg, e.prod); err != nil {
 		t.Fatal(err)
 	}

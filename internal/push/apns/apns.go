@@ -3,7 +3,6 @@ package apns
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -107,9 +106,9 @@ func New(opts Options) (*Sender, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	roots, err := rootPool(opts.CAFile, opts.CAPEM)
+	roots, err := push.RootPool(opts.CAFile, opts.CAPEM)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("apns: %w", err)
 	}
 
 	s := &Sender{topic: opts.Topic, concurrency: opts.Concurrency, timeout: opts.Timeout, workers: push.NewWorkers()}
@@ -206,30 +205,6 @@ func loadCertificate(file, password string) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("apns: Options.CertFile %s: %w", file, err)
 	}
 	return cert, nil
-}
-
-// rootPool returns nil (system roots) unless extra CAs are given.
-func rootPool(file string, pemBytes []byte) (*x509.CertPool, error) {
-	if file == "" && len(pemBytes) == 0 {
-		return nil, nil
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("apns: Options.CAFile: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("apns: Options.CAFile %s: no PEM certificate found", file)
-		}
-	}
-	if len(pemBytes) > 0 && !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, errors.New("apns: Options.CAPEM: no PEM certificate found")
-	}
-	return pool, nil
 }
 
 // Platform returns push.IOS.

@@ -129,9 +129,9 @@ func New(opts Options) (*Sender, error) {
 		}
 		credJSON = b
 	}
-	roots, err := rootPool(opts.CAFile, opts.CAPEM)
+	roots, err := push.RootPool(opts.CAFile, opts.CAPEM)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fcm: %w", err)
 	}
 
 	s := &Sender{chunk: opts.ChunkSize, workers: push.NewWorkers()}
@@ -193,30 +193,6 @@ func baseTransport(roots *x509.CertPool, headerTimeout time.Duration) *http.Tran
 		t.TLSClientConfig = &tls.Config{RootCAs: roots}
 	}
 	return t
-}
-
-// rootPool returns nil (system roots) unless extra CAs are given.
-func rootPool(file string, pemBytes []byte) (*x509.CertPool, error) {
-	if file == "" && len(pemBytes) == 0 {
-		return nil, nil
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("fcm: Options.CAFile: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("fcm: Options.CAFile %s: no PEM certificate found", file)
-		}
-	}
-	if len(pemBytes) > 0 && !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, errors.New("fcm: Options.CAPEM: no PEM certificate found")
-	}
-	return pool, nil
 }
 
 // authWatch remembers whether the token endpoint refused the last fetch:

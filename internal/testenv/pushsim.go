@@ -1,0 +1,67 @@
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/pushsim"
+)
+
+// Credentials of the in-process push simulator PushSim starts.
+const (
+	SimKeyID   = "ABC123DEFG"
+	SimTeamID  = "TEAM123456"
+	SimProject = "owlpost-sim"
+	SimTopic   = "com.example.owlapp"
+)
+
+// PushSim starts an in-process push simulator with freshly generated
+// credentials (an APNs .p8 key and an FCM service account whose token_uri is
+// the simulator), writes the key, service account and CA files into a temp
+// dir, and points cfg.APNs and cfg.FCM at it. mutate may adjust the
+// simulator's config (faults, latency) before it starts. It is closed at
+// cleanup.
+func PushSim(t testing.TB, cfg *config.Config, mutate func(*pushsim.Config)) *pushsim.Server {
+	t.Helper()
+	p8, pub, err := pushsim.GenerateAPNsKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, saPub, err := pushsim.GenerateServiceAccount(SimProject, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := pushsim.Config{APNsKeyID: SimKeyID, APNsTeamID: SimTeamID, APNsPublicKey: pub,
+		APNsTopics: []string{SimTopic}, FCMProject: SimProject, FCMServiceAccountKey: saPub}
+	if mutate != nil {
+		mutate(&sc)
+	}
+	sim, err := pushsim.New(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	if sa, err = pushsim.ServiceAccountWithTokenURI(sa, sim.TokenURL()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ca := write("ca.pem", sim.CACertPEM())
+	cfg.APNs = config.APNsConfig{Host: sim.APNsURL(), Topic: SimTopic, KeyFile: write("AuthKey.p8", p8),
+		KeyID: SimKeyID, TeamID: SimTeamID, CAFile: ca, Connections: 2, Timeout: 10 * time.Second}
+	cfg.FCM = config.FCMConfig{ProjectID: SimProject, CredentialsFile: write("sa.json", sa), Endpoint: sim.FCMURL(),
+		CAFile: ca, Clients: 2, Timeout: 10 * time.Second}
+	return sim
+}
