@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -146,4 +147,11 @@ func subcommand(args []string, allowed ...string) (string, []string, error) {
 		}
 	}
 	return "", nil, usageErr("unknown subcommand %q (want %s)", args[0], strings.Join(allowed, "|"))
+}
+
+// writeJSON prints v as indented JSON (every --json output).
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -50,9 +49,7 @@ func statusCommand() Command {
 				return err
 			}
 			if asJSON, _ := fs.GetBool("json"); asJSON {
-				enc := json.NewEncoder(env.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return writeJSON(env.Out, st)
 			}
 			printStatus(env.Out, st)
 			return nil
