@@ -65,12 +65,17 @@ func New(rdb redis.UniversalClient, prefix string, reg prometheus.Registerer) *G
 		g.errs.WithLabelValues(op)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{g.lat, g.errs} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if errors.As(err, &are) {
-					continue
-				}
+		// A second guard on the same registry (control API and a stage in
+		// one process, tests) shares the first one's series.
+		var are prometheus.AlreadyRegisteredError
+		if err := reg.Register(g.lat); errors.As(err, &are) {
+			if v, ok := are.ExistingCollector.(*prometheus.HistogramVec); ok {
+				g.lat = v
+			}
+		}
+		if err := reg.Register(g.errs); errors.As(err, &are) {
+			if v, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				g.errs = v
 			}
 		}
 	}
