@@ -15,13 +15,21 @@ import (
 )
 
 // Opts returns the connection options for cfg: seeds, client id, dial
-// timeout, TLS and SASL. Stages add their own producer/consumer options.
+// timeout, TLS and SASL, and no producer linger. Stages add their own
+// producer/consumer options.
+//
+// franz-go lingers 10 ms by default before sending a record that is not
+// flushed. Most of owlpost's records are few and on a critical path (the
+// trigger record, status, results), where that is 10 ms added to the time
+// from GO to the first notification; the clients that write in bulk (the
+// planner, the audience generator) set their own linger.
 func Opts(cfg *config.Config) ([]kgo.Opt, error) {
 	k := cfg.Kafka
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(k.Brokers...),
 		kgo.ClientID(k.ClientID),
 		kgo.DialTimeout(k.DialTimeout),
+		kgo.ProducerLinger(0),
 	}
 	if k.TLS.Enabled {
 		tc, err := TLSConfig(k.TLS)
