@@ -1,0 +1,71 @@
+package guard
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/owlpost/owlpost/internal/testenv"
+)
+
+// TestWarm checks, against the real redis-server, that Warm loads every
+// script into Redis's script cache (after SCRIPT FLUSH, as after a Redis
+// restart) and leaves the requested number of connections open in the pool.
+func TestWarm(t *testing.T) {
+	cfg := testenv.Config(t)
+	rdb := testenv.Redis(t, cfg)
+	g := New(rdb, cfg.Redis.Prefix, nil)
+	ctx := testenv.Context(t, 30*time.Second)
+
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// scripts must list every script of the package.
+	files, _ := filepath.Glob("*.go")
+	defined := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defined += strings.Count(string(b), "redis.NewScript(")
+	}
+	if defined != len(scripts) {
+		t.Fatalf("the package defines %d scripts, Warm loads %d: add the new one to scripts", defined, len(scripts))
+	}
+	hashes := make([]string, len(scripts))
+	for i, s := range scripts {
+		hashes[i] = s.Hash()
+	}
+	if got, err := rdb.ScriptExists(ctx, hashes...).Result(); err != nil {
+		t.Fatal(err)
+	} else {
+		for i, ok := range got {
+			if ok {
+				t.Fatalf("script %d still cached after SCRIPT FLUSH", i)
+			}
+		}
+	}
+
+	const conns = 6
+	if err := g.Warm(ctx, conns); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rdb.ScriptExists(ctx, hashes...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range got {
+		if !ok {
+			t.Errorf("script %d not loaded by Warm", i)
+		}
+	}
+	if st := rdb.PoolStats(); st.IdleConns < conns {
+		t.Errorf("pool after Warm(%d): %d idle of %d connections, want at least %d idle", conns, st.IdleConns, st.TotalConns, conns)
+	}
+}
