@@ -191,6 +191,14 @@ func makeBatches(campaignID string, p push.Platform, n, size int, special func(s
 // the fanout does.
 func (e *env) produceBatches(t testing.TB, fire wire.Fire, batches []*wire.Batch) {
 	t.Helper()
+	if err := e.prod.ProduceSync(context.Background(), e.sendRecords(t, fire, batches)...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendRecords are the send-topic records of batches, as the fanout writes them.
+func (e *env) sendRecords(t testing.TB, fire wire.Fire, batches []*wire.Batch) []*kgo.Record {
+	t.Helper()
 	var recs []*kgo.Record
 	for _, b := range batches {
 		v, err := wire.EncodeBatch(nil, b)
@@ -203,9 +211,7 @@ func (e *env) produceBatches(t testing.TB, fire wire.Fire, batches []*wire.Batch
 		}
 		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(b.Key()), Value: v, Headers: kafka.Headers(wire.FireHeaders(fire))})
 	}
-	if err := e.prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	return recs
 }
 
 func newFire(deadline time.Duration) wire.Fire {

@@ -141,7 +141,9 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 		// A killed sender's partitions move after 10 s, not the default 45 s.
 		kgo.SessionTimeout(10*time.Second),
 		kgo.ConsumeTopics(s.topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Not read_committed: the batch guard, not the isolation level,
+		// makes sends once; see "Why read_uncommitted" in doc.go.
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(s.onAssigned),
@@ -283,6 +285,7 @@ func (s *Stage) prepare(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		err := s.push.Prepare(ctx)
 		if err == nil {
+			s.warmGuard(ctx)
 			s.prepErr.Store(nil)
 			s.prepared.Store(true)
 			s.log.Info("provider prepared")
@@ -471,7 +474,23 @@ func (s *Stage) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 			s.publishStatus("")
+			if len(s.slots) == 0 && s.prepared.Load() {
+				s.warmGuard(ctx)
+			}
 		}
+	}
+}
+
+// warmGuard loads the guard's scripts and opens one Redis connection per
+// batch slot, so the first claims at GO do not dial. Repeated while idle:
+// it re-loads the scripts after a Redis restart and replaces connections
+// closed since. A failure only costs latency later; the claims report
+// Redis trouble themselves.
+func (s *Stage) warmGuard(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
+	defer cancel()
+	if err := s.guard.Warm(wctx, cap(s.slots)); err != nil && ctx.Err() == nil {
+		s.log.Debug("redis warm-up failed", "err", err)
 	}
 }
 

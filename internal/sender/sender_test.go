@@ -343,6 +343,48 @@ func (r *redisServer) stop() {
 
 // TestRedisOutage: with the guard's Redis down nothing is sent (no batch
 // without its claim); once Redis is back every batch completes.
+// TestAbortedTransactionCopySentOnce: the senders read uncommitted, so they
+// also get the send tasks of a fanout transaction that aborted, which the
+// partition's owner then releases again in a committed one. The batch guard
+// must make that one send per token, and the second copy of each batch must
+// be skipped as done (which also shows the aborted copy was read: a
+// read_committed sender would never count it).
+func TestAbortedTransactionCopySentOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	ios := e.startStage(t, push.IOS, nil)
+	android := e.startStage(t, push.Android, nil)
+	id := "txn-" + testenv.ID()
+	e.putCampaign(t, id)
+	fire := newFire(5 * time.Minute)
+	const nIOS, nAndroid = 6, 6
+	batches := append(makeBatches(id, push.IOS, nIOS, iosSize, nil), makeBatches(id, push.Android, nAndroid, androidSize, nil)...)
+	tokens := nIOS*iosSize + nAndroid*androidSize
+
+	txn := testenv.Client(t, e.cfg, kgo.TransactionalID("sender-test-"+testenv.ID()))
+	ctx := testenv.Context(t, time.Minute)
+	for _, commit := range []kgo.TransactionEndTry{kgo.TryAbort, kgo.TryCommit} {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.ProduceSync(ctx, e.sendRecords(t, fire, batches)...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "both copies of every batch handled", func() bool {
+		sent := func(s *stage, n int) bool {
+			return counter(t, s.reg, "owlpost_sender_batches_total", map[string]string{"result": "sent"}) == float64(n) &&
+				counter(t, s.reg, "owlpost_sender_batches_total", map[string]string{"result": "skipped_done"}) == float64(n)
+		}
+		return sent(ios, nIOS) && sent(android, nAndroid)
+	})
+	if st := e.sim.Stats(id); st.Accepted != int64(tokens) || st.DistinctTokens != int64(tokens) || st.DuplicateDeliveries != 0 {
+		t.Errorf("simulator: %s; want %d accepted once each", describe(st), tokens)
+	}
+}
+
 func TestRedisOutage(t *testing.T) {
 	e := newEnv(t, nil)
 	rs := &redisServer{t: t, port: freePort(t)}
