@@ -77,8 +77,8 @@
 // path has no InitProducerID round trip and the fencing happens early.
 //
 // A partition's held batches are released in chunks, one transaction per
-// chunk: 4 batches first (the first send task is visible to the senders
-// within milliseconds), then doubling up to 256 batches or 8 MiB. The order
+// chunk: 1 batch first (the smallest produce request, so the first send task
+// reaches the senders soonest), then doubling up to 256 batches or 8 MiB. The order
 // (releaseOrder, the order the progress marker counts in) interleaves the
 // platforms: iOS batches by seq and Android batches by seq, merged in
 // proportion to their counts (the i-th of nI iOS batches at (2i+1)/(2nI),
@@ -107,8 +107,10 @@
 // topic, key MarkerKey = "C/release/F/p<partition>", value a wire.Status
 // with Role "release" and Released = batches committed so far. Records and
 // marker commit or abort together, so the marker is exactly the number of
-// send tasks of that partition the senders (reading read_committed) will
-// ever see. The new owner of a partition reads the markers (read_committed)
+// send tasks of that partition a read_committed reader will ever see. (The
+// senders read uncommitted, for latency; they may also see the send tasks of
+// an aborted transaction, which the batch guard then deduplicates: see the
+// sender package.) The new owner of a partition reads the markers (read_committed)
 // after its producer initialisation has settled the previous owner's
 // transaction, and continues after the marker; the held batches are the same
 // because the plan (generation and counts, checked against the marker) is.
@@ -125,7 +127,17 @@
 // Windows that remain: a killed instance's open transaction stays open until
 // its partitions' new owner initialises (at most the session timeout, 10 s)
 // or the transaction timeout (10 s) passes; until then read_committed
-// senders do not read past it on the send-topic partitions it touched.
+// readers do not read past it on the send-topic partitions it touched (the
+// senders, reading uncommitted, are not held up).
+//
+// Warm before GO: each partition's producer is initialised at assignment, and
+// while idle its worker re-opens the produce connection every 2 s
+// (EnsureProduceConnectionIsOpen; connections idle for 9 minutes are reaped,
+// below the broker's 10). Opening it at GO cost a dial plus an ApiVersions
+// round trip, 1-30 ms on the loaded bench machine. The send topics' metadata
+// is still loaded at the first release after a start (one Metadata round
+// trip, about 1 ms): franz-go loads a producing topic's metadata only when a
+// record for it is produced.
 //
 // Send tasks carry wire.FireHeaders(Fire{ID, Kind: fire, FiredAt: the
 // trigger's At, Deadline: its Deadline}). Metrics: trigger_seconds (trigger

@@ -32,13 +32,15 @@ const (
 
 	sessionTimeout = 10 * time.Second // how fast a killed instance's partitions move
 	txnTimeout     = 10 * time.Second // how long a dead instance's open transaction can block read_committed senders
-	firstChunk     = 4                // batches in the first transaction of a partition: small for trigger latency
+	firstChunk     = 1                // batches in the first transaction of a partition: the smallest, for trigger latency
 	maxChunk       = 256              // batches per transaction once under way (measured, see doc)
 	maxChunkBytes  = 8 << 20          // and at most this many bytes of batch values
 	maxTxnAttempts = 8
 	revokeWait     = 10 * time.Second
 	controlWait    = 100 * time.Millisecond // FetchMaxWait of the control reader
 	publishEvery   = 500 * time.Millisecond // progress status throttle
+	warmEvery      = 2 * time.Second        // an idle partition producer re-opens its produce connection
+	producerIdle   = 9 * time.Minute        // partition producers' connection idle timeout
 )
 
 // Guard is the part of the Redis guard the fanout needs. Both methods

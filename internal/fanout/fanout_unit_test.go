@@ -53,7 +53,7 @@ func TestMarkerValueRoundTrip(t *testing.T) {
 }
 
 func TestChunkSize(t *testing.T) {
-	want := []int{4, 8, 16, 32, 64, 128, 256, 256}
+	want := []int{1, 2, 4, 8, 16, 32, 64, 128, 256, 256}
 	for n, w := range want {
 		if got := chunkSize(n); got != w {
 			t.Errorf("chunkSize(%d) = %d, want %d", n, got, w)

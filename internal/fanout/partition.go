@@ -22,6 +22,7 @@ const (
 	jobLoad jobKind = iota
 	jobRelease
 	jobProof
+	jobWarm // no queued job for warmEvery: keep the produce connection open
 )
 
 type job struct {
@@ -75,6 +76,8 @@ func (p *partition) next() (job, bool) {
 		case <-p.ctx.Done():
 			return job{}, false
 		case <-p.wake:
+		case <-time.After(warmEvery):
+			return job{kind: jobWarm}, true
 		}
 	}
 }
@@ -176,6 +179,9 @@ func (s *Stage) runPartition(p *partition) {
 		// (send topics, status); with the default 5 s minimum between
 		// metadata requests a partition could wait up to 5 s for them at GO.
 		kgo.MetadataMinAge(100*time.Millisecond),
+		// The produce connection is kept open while idle (see warmProducer);
+		// below the broker's default connections.max.idle.ms (10 min).
+		kgo.ConnIdleTimeout(producerIdle),
 		kgo.RecordPartitioner(s.sendPartitioner(p.id)),
 		hooks(s.reg, "fanout-txn-p"+strconv.FormatInt(int64(p.id), 10)),
 	)
@@ -204,12 +210,15 @@ func (s *Stage) runPartition(p *partition) {
 		}
 	}
 	s.mu.Unlock()
+	s.warmProducer(p)
 	for {
 		j, ok := p.next()
 		if !ok {
 			return
 		}
 		switch j.kind {
+		case jobWarm:
+			s.warmProducer(p)
 		case jobLoad:
 			s.loadJob(p, j.campaign)
 		case jobRelease:
@@ -217,6 +226,19 @@ func (s *Stage) runPartition(p *partition) {
 		case jobProof:
 			s.proofJob(p, j.campaign, j.proof)
 		}
+	}
+}
+
+// warmProducer opens the producer's produce connection if it is not open.
+// franz-go opens it at the first produce, which at GO was a dial and an
+// ApiVersions round trip on the trigger's critical path (1-30 ms measured
+// on a loaded 2-core machine). Idle connections are reaped after
+// producerIdle, so the worker repeats this every warmEvery while idle.
+func (s *Stage) warmProducer(p *partition) {
+	ctx, cancel := context.WithTimeout(p.ctx, warmEvery)
+	defer cancel()
+	if err := p.prod.EnsureProduceConnectionIsOpen(ctx); err != nil && p.ctx.Err() == nil {
+		s.log.Debug("fanout: produce connection warm-up failed", "partition", p.id, "err", err)
 	}
 }
 
@@ -520,12 +542,12 @@ func (s *Stage) releaseFailed(p *partition, cs *campState, err error) {
 // send partitions of their own: pid, pid+B, pid+2B, ... (B = batches-topic
 // partitions), by key among those, or pid mod n when the send topic has fewer
 // partitions. Every send partition then has one transactional producer (or
-// few) instead of all of them: a read_committed sender cannot read past the
-// first offset of ANY open transaction on a partition, so with every producer
-// writing everywhere the first committed chunk stayed invisible until the
-// slowest concurrent first transaction committed. Other topics (the status
-// markers) keep Kafka's key hashing. Balance follows the planner's: batches
-// are already spread evenly over the batches partitions.
+// few) instead of all of them, so a read_committed reader of a send partition
+// (tests, tools; the senders read uncommitted) waits for one transaction,
+// not for the slowest of all that touched it: read_committed cannot read
+// past the first offset of ANY open transaction on a partition. Other topics
+// (the status markers) keep Kafka's key hashing. Balance follows the
+// planner's: batches are already spread evenly over the batches partitions.
 func (s *Stage) sendPartitioner(pid int32) kgo.Partitioner {
 	keyed := kgo.StickyKeyPartitioner(nil)
 	b := int(s.cfg.Topics.BatchesPartitions)
