@@ -297,6 +297,7 @@ func sum(rs []wire.Result) (total wire.Result) {
 }
 
 // counter reads a counter of reg by name and label values.
+// counter returns a counter's or gauge's value, or a histogram's count.
 func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -319,6 +320,8 @@ func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[str
 				return m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				return m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				return float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

@@ -474,7 +474,7 @@ func (s *Stage) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 			s.publishStatus("")
-			if len(s.slots) == 0 && s.prepared.Load() {
+			if s.offs.inFlight(nil) == 0 && s.prepared.Load() {
 				s.warmGuard(ctx)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/guard"
@@ -382,6 +383,27 @@ func TestAbortedTransactionCopySentOnce(t *testing.T) {
 	})
 	if st := e.sim.Stats(id); st.Accepted != int64(tokens) || st.DistinctTokens != int64(tokens) || st.DuplicateDeliveries != 0 {
 		t.Errorf("simulator: %s; want %d accepted once each", describe(st), tokens)
+	}
+}
+
+// TestGuardWarmedWhileIdle: a ready sender with nothing to send warms the
+// guard again on its heartbeats (after a Redis restart its scripts are gone
+// and its connections broken; GO should not pay for either).
+func TestGuardWarmedWhileIdle(t *testing.T) {
+	e := newEnv(t, nil)
+	reg := prometheus.NewRegistry()
+	g := guard.New(e.rdb, e.cfg.Redis.Prefix, reg)
+	e.startStage(t, push.IOS, g)
+	warms := func() float64 {
+		return counter(t, reg, "owlpost_guard_redis_seconds", map[string]string{"op": "warm"})
+	}
+	if warms() < 1 {
+		t.Fatal("the guard was not warmed when the stage became ready")
+	}
+	n := warms()
+	waitFor(t, 20*time.Second, "a warm-up on an idle heartbeat", func() bool { return warms() > n })
+	if got := counter(t, reg, "owlpost_guard_redis_errors_total", map[string]string{"op": "warm"}); got != 0 {
+		t.Errorf("%v failed warm-ups", got)
 	}
 }
 
