@@ -101,8 +101,8 @@
 // running, planner-shaped batches): 4M tokens from fire to the last marker
 // in 0.85-1.5 s, 1M in 0.18-0.31 s. Trigger latency, trigger record
 // timestamp to the first send task visible to a read_committed consumer:
-// median 9.5 ms over 7 fires (TestTriggerLatency -v; 11-15 ms in later
-// runs on a busier machine). Each
+// median 5.6 ms over 7 fires (TestTriggerLatency -v, after the produce
+// connection warm-up and the 1-batch first chunk; 9.5-15 ms before). Each
 // transaction also writes the progress marker of the partition to the status
 // topic, key MarkerKey = "C/release/F/p<partition>", value a wire.Status
 // with Role "release" and Released = batches committed so far. Records and
