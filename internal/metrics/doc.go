@@ -83,11 +83,11 @@
 //	owlpost_sender_time_from_fire_seconds{platform}        histogram, per accepted token: fire to acceptance
 //	                                                       (0.01..60 s, dense between 0.5 and 10 s); stamped when
 //	                                                       the token's answer arrived (APNs: per request; FCM:
-//	                                                       when its SendEach chunk returned); proof sends
-//	                                                       count too, from the proof request (no kind label)
+//	                                                       when its SendEach chunk returned); fires only,
+//	                                                       proof sends are not observed
 //	owlpost_sender_provider_batch_seconds{platform}        histogram, duration of one adapter SendBatch call
-//	owlpost_sender_trigger_to_first_send_seconds{platform} histogram, per fire (or proof) and instance: fire to
-//	                                                       first accepted
+//	owlpost_sender_trigger_to_first_send_seconds{platform} histogram, per fire (not proof) and instance: fire
+//	                                                       to first accepted
 //	owlpost_sender_fatal{platform}                         gauge, 1 after a fatal provider answer (auth/config):
 //	                                                       the stage stopped; alert on it
 //

@@ -616,7 +616,9 @@ func (run *batchRun) sendGroup(ctx context.Context, msg *push.Message, idx []int
 			}
 			run.res.AcceptedMS = append(run.res.AcceptedMS, tms)
 			run.acked = guard.SetBit(run.acked, i)
-			s.m.fromFire.Observe(tsecs)
+			if run.fire.Kind == wire.KindFire { // a proof is not GO
+				s.m.fromFire.Observe(tsecs)
+			}
 		case push.ClassInvalidToken:
 			reason := push.Reason(r.Err)
 			reasons = inc(reasons, reason)

@@ -80,13 +80,13 @@ func newStageMetrics(reg prometheus.Registerer, platform string) (*stageMetrics,
 	inflight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "inflight_requests",
 		Help: "Tokens handed to the provider adapter and not answered yet."}, []string{"platform"})
 	fromFire := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "time_from_fire_seconds",
-		Help:    "Per accepted token: seconds from the fire (GO) to the provider's acceptance.",
+		Help:    "Per accepted token of a fire (not of a proof): seconds from the fire (GO) to the provider's acceptance.",
 		Buckets: timeBuckets}, []string{"platform"})
 	batchDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "provider_batch_seconds",
 		Help:    "Duration of one adapter SendBatch call (all tokens of a batch and locale, concurrently).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"platform"})
 	firstSend := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "trigger_to_first_send_seconds",
-		Help:    "Per fire and instance: seconds from the fire to this instance's first accepted notification.",
+		Help:    "Per fire (not proof) and instance: seconds from the fire to this instance's first accepted notification.",
 		Buckets: timeBuckets}, []string{"platform"})
 	fatal := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "fatal",
 		Help: "1 after a fatal provider error (auth/config): the stage stopped rather than burn the audience."},

@@ -629,8 +629,12 @@ func (s *Stage) aborted(ctx context.Context, id string) (bool, error) {
 	return ab, nil
 }
 
-// firstAccepted observes trigger_to_first_send once per fire and instance.
+// firstAccepted observes trigger_to_first_send once per fire and instance
+// (not for proofs: a proof is not GO).
 func (s *Stage) firstAccepted(fire wire.Fire, now time.Time) {
+	if fire.Kind != wire.KindFire {
+		return
+	}
 	s.fmu.Lock()
 	_, seen := s.fires[fire.ID]
 	if !seen {

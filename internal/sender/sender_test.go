@@ -407,6 +407,36 @@ func TestGuardWarmedWhileIdle(t *testing.T) {
 	}
 }
 
+// TestProofNotTimedFromFire: proof sends are counted as notifications but
+// stay out of the time-from-fire histograms, which the launch dashboard and
+// the p95 alert read as "since GO".
+func TestProofNotTimedFromFire(t *testing.T) {
+	e := newEnv(t, nil)
+	st := e.startStage(t, push.IOS, nil)
+	id := "proof-" + testenv.ID()
+	e.putCampaign(t, id)
+	timed := func() (float64, float64) {
+		return counter(t, st.reg, "owlpost_sender_time_from_fire_seconds", nil),
+			counter(t, st.reg, "owlpost_sender_trigger_to_first_send_seconds", nil)
+	}
+	accepted := func() float64 {
+		return counter(t, st.reg, "owlpost_sender_notifications_total", map[string]string{"outcome": "accepted"})
+	}
+	proof := newFire(5 * time.Minute)
+	proof.Kind = wire.KindProof
+	e.produceBatches(t, proof, makeBatches(id, push.IOS, 2, 3, nil))
+	waitFor(t, 30*time.Second, "proof tokens accepted", func() bool { return accepted() == 6 })
+	if tokens, firsts := timed(); tokens != 0 || firsts != 0 {
+		t.Errorf("after a proof: time_from_fire count %v, trigger_to_first_send count %v; want 0 and 0", tokens, firsts)
+	}
+	fire := newFire(5 * time.Minute)
+	e.produceBatches(t, fire, makeBatches(id, push.IOS, 2, 3, nil))
+	waitFor(t, 30*time.Second, "fire tokens accepted", func() bool { return accepted() == 12 })
+	if tokens, firsts := timed(); tokens != 6 || firsts != 1 {
+		t.Errorf("after a fire of 6 tokens: time_from_fire count %v, trigger_to_first_send count %v; want 6 and 1", tokens, firsts)
+	}
+}
+
 func TestRedisOutage(t *testing.T) {
 	e := newEnv(t, nil)
 	rs := &redisServer{t: t, port: freePort(t)}
