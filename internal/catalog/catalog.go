@@ -1,13 +1,16 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/campaign"
@@ -18,6 +21,14 @@ import (
 
 // ErrNotFound is returned by Campaign and Manifest for an unknown id.
 var ErrNotFound = errors.New("catalog: not found")
+
+// ErrExists is returned by CreateCampaign when the id is taken.
+var ErrExists = errors.New("catalog: campaign already exists")
+
+// ErrConflict is returned by CreateCampaign when another create of the same
+// id ran at the same moment and this one was fenced: nothing was written by
+// it; running it again reports whether the other one stored its definition.
+var ErrConflict = errors.New("catalog: a concurrent create of the same campaign id won")
 
 // Catalog is a handle on the campaigns and plans topics.
 type Catalog struct {
@@ -36,7 +47,7 @@ func New(cfg *config.Config, cl *kgo.Client) (*Catalog, error) {
 	return &Catalog{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), opts: opts}, nil
 }
 
-// PutCampaign validates and stores a definition (create and update alike).
+// PutCampaign stores a definition whether or not the id exists (update).
 func (c *Catalog) PutCampaign(ctx context.Context, def *campaign.Campaign) error {
 	b, err := def.Encode()
 	if err != nil {
@@ -47,6 +58,105 @@ func (c *Catalog) PutCampaign(ctx context.Context, def *campaign.Campaign) error
 		return fmt.Errorf("catalog: store campaign %s: %w", def.ID, err)
 	}
 	return nil
+}
+
+// CreateCampaign stores def only if no campaign with its id exists, atomic
+// against concurrent creators of the same id. Kafka has no compare-and-set,
+// so it uses transactional fencing: every create of an id uses the same
+// transactional id (<campaigns topic>/create/<id>). Initialising it fences
+// any earlier creator (whose open transaction the broker aborts and whose
+// later writes are refused) and waits for its transactions to end, so the
+// read_committed existence check that follows sees everything an earlier
+// creator committed; the write then commits only if no later creator fenced
+// this one in between (else ErrConflict). An existing id is ErrExists.
+//
+// A commit whose outcome is unknown (Kafka 4.1 answers UNKNOWN_SERVER_ERROR
+// when EndTxn races another creator's fencing) is settled by the next
+// attempt: its fencing ends the transaction one way or the other, and a
+// stored definition byte-identical to def then counts as this create's.
+func (c *Catalog) CreateCampaign(ctx context.Context, def *campaign.Campaign) error {
+	b, err := def.Encode()
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		err := c.createOnce(ctx, def.ID, b, attempt > 0)
+		if errors.Is(err, errUnknownOutcome) && attempt < 3 {
+			continue
+		}
+		return err
+	}
+}
+
+var errUnknownOutcome = errors.New("catalog: create: commit outcome unknown")
+
+func (c *Catalog) createOnce(ctx context.Context, id string, value []byte, retry bool) error {
+	txn, err := kgo.NewClient(append(append([]kgo.Opt(nil), c.opts...),
+		kgo.TransactionalID(c.cfg.Topics.Campaigns+"/create/"+id),
+		kgo.TransactionTimeout(10*time.Second))...)
+	if err != nil {
+		return fmt.Errorf("catalog: create %s: %w", id, err)
+	}
+	defer txn.Close()
+	if _, _, err := txn.ProducerID(ctx); err != nil {
+		return fmt.Errorf("catalog: create %s: initialising its transactional id: %w", id, err)
+	}
+	all, err := c.latest(ctx, c.cfg.Topics.Campaigns)
+	if err != nil {
+		return err
+	}
+	if stored, ok := all[id]; ok {
+		if retry && bytes.Equal(stored, value) {
+			return nil // the previous attempt's commit landed
+		}
+		return fmt.Errorf("%w: %s", ErrExists, id)
+	}
+	if err := txn.BeginTransaction(); err != nil {
+		return fmt.Errorf("catalog: create %s: %w", id, err)
+	}
+	rec := &kgo.Record{Topic: c.cfg.Topics.Campaigns, Key: []byte(id), Value: value}
+	perr := txn.ProduceSync(ctx, rec).FirstErr()
+	commit := kgo.TryCommit
+	if perr != nil {
+		commit = kgo.TryAbort
+	}
+	eerr := txn.EndTransaction(ctx, commit)
+	switch {
+	case fencedErr(perr) || fencedErr(eerr):
+		return fmt.Errorf("%w: %s", ErrConflict, id)
+	case perr != nil:
+		return fmt.Errorf("catalog: create %s: %w", id, perr)
+	case eerr != nil:
+		return fmt.Errorf("%w: %s: %w", errUnknownOutcome, id, eerr)
+	}
+	return c.awaitVisible(ctx, id)
+}
+
+// awaitVisible waits until a committed campaign record is readable: EndTxn
+// answers before the broker has written the commit markers, and until then
+// read_committed readers (the planner, the control service, the stages)
+// would not find the campaign just created.
+func (c *Catalog) awaitVisible(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		all, err := c.latest(ctx, c.cfg.Topics.Campaigns)
+		if err == nil {
+			if _, ok := all[id]; ok {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("catalog: create %s: committed, but not readable yet: %w", id, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func fencedErr(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionAbortable)
 }
 
 // PutManifest stores a plan manifest.

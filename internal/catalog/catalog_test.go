@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"errors"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,4 +58,68 @@ func TestCatalogRoundTrip(t *testing.T) {
 	if err != nil || gm.Generation != 2 || gm.Tokens() != 3 {
 		t.Fatalf("manifest: %+v %v", gm, err)
 	}
+}
+
+// TestCreateCampaignOnce: concurrent creates of one id against the real
+// broker store exactly one definition, the one whose create succeeded; the
+// others are refused (exists or fenced), never silently overwritten.
+func TestCreateCampaignOnce(t *testing.T) {
+	cfg := testenv.Config(t)
+	testenv.Topics(t, cfg)
+	ctx := testenv.Context(t, 2*time.Minute)
+	cat, err := catalog.New(cfg, testenv.Client(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../campaign/testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const creators = 8
+	errs := make([]error, creators)
+	var wg sync.WaitGroup
+	for i := range creators {
+		def, err := campaign.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		def.Deadline = campaign.Duration(time.Duration(i+1) * time.Minute) // tells the creators apart
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = cat.CreateCampaign(ctx, def)
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatalf("creators %d and %d both succeeded", winner, i)
+			}
+			winner = i
+		case errors.Is(err, catalog.ErrExists), errors.Is(err, catalog.ErrConflict):
+		default:
+			t.Errorf("creator %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no creator succeeded: %v", errs)
+	}
+	def, err := campaign.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cat.Campaign(ctx, def.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := campaign.Duration(time.Duration(winner+1) * time.Minute); got.Deadline != want {
+		t.Errorf("stored deadline %v, the successful creator %d wrote %v", got.Deadline, winner, want)
+	}
+	if err := cat.CreateCampaign(ctx, def); !errors.Is(err, catalog.ErrExists) {
+		t.Errorf("create of an existing id: %v, want ErrExists", err)
+	}
+	t.Logf("creators: %v", errs)
 }

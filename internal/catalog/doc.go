@@ -4,4 +4,9 @@
 // end offsets at call time, so a definition written before the call is
 // always seen; the topics are small (one record per campaign after
 // compaction), so reading them whole is cheap.
+//
+// CreateCampaign is the only conditional write: it refuses an id that
+// exists, atomic against concurrent creators through transactional fencing
+// on a per-id transactional id (see its doc), and returns once the new
+// definition is readable. PutCampaign (update) and PutManifest overwrite.
 package catalog

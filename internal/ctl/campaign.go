@@ -112,19 +112,26 @@ func putCampaign(ctx context.Context, env *Env, cat *catalog.Catalog, verb, path
 	if err != nil {
 		return err
 	}
-	_, err = cat.Campaign(ctx, def.ID)
-	exists := err == nil
-	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-		return err
-	}
-	switch {
-	case verb == "create" && exists:
-		return fmt.Errorf("campaign %s already exists; use `owlctl campaign update %s` to change it", def.ID, path)
-	case verb == "update" && !exists:
-		return fmt.Errorf("campaign %s does not exist; use `owlctl campaign create %s`", def.ID, path)
-	}
-	if err := cat.PutCampaign(ctx, def); err != nil {
-		return err
+	if verb == "create" {
+		err := cat.CreateCampaign(ctx, def)
+		switch {
+		case errors.Is(err, catalog.ErrExists):
+			return fmt.Errorf("campaign %s already exists; use `owlctl campaign update %s` to change it", def.ID, path)
+		case errors.Is(err, catalog.ErrConflict):
+			return fmt.Errorf("campaign %s: another create of the same id ran at the same time and this one was not stored; run `owlctl campaign show %s` to see which definition was", def.ID, def.ID)
+		case err != nil:
+			return err
+		}
+	} else {
+		switch _, err := cat.Campaign(ctx, def.ID); {
+		case errors.Is(err, catalog.ErrNotFound):
+			return fmt.Errorf("campaign %s does not exist; use `owlctl campaign create %s`", def.ID, path)
+		case err != nil:
+			return err
+		}
+		if err := cat.PutCampaign(ctx, def); err != nil {
+			return err
+		}
 	}
 	past := map[string]string{"create": "created", "update": "updated"}[verb]
 	fmt.Fprintf(env.Out, "campaign %s %s (audience topic %s, %d locales)\n", def.ID, past, def.AudienceTopic, len(def.Messages))
