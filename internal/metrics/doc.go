@@ -78,7 +78,9 @@
 //	                                                       reason ("ok", APNs reason or FCM code, network, timeout)
 //	owlpost_sender_retries_total{platform}                 counter, token attempts that retried a retryable answer
 //	owlpost_sender_batches_total{platform,result}          counter, send records: sent, takeover, skipped_done,
-//	                                                       skipped_held, lease_lost, rejected_record, interrupted
+//	                                                       skipped_held, lease_lost, rejected_record, interrupted;
+//	                                                       skipped_done also counts the copies from aborted fanout
+//	                                                       transactions (the senders read uncommitted)
 //	owlpost_sender_inflight_requests{platform}             gauge, tokens handed to the adapter, not answered yet
 //	owlpost_sender_time_from_fire_seconds{platform}        histogram, per accepted token: fire to acceptance
 //	                                                       (0.01..60 s, dense between 0.5 and 10 s); stamped when
