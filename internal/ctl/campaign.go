@@ -16,6 +16,8 @@ import (
 
 	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/catalog"
+	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -75,7 +77,7 @@ func campaignCommand() Command {
 			defer cancel()
 			switch verb {
 			case "create", "update":
-				return putCampaign(ctx, env, cat, verb, rest[0])
+				return putCampaign(ctx, env, cfg, cat, verb, rest[0])
 			case "show":
 				return showCampaign(ctx, env, cat, rest[0], asJSON)
 			default:
@@ -107,7 +109,7 @@ func readCampaignFile(env *Env, path string) (*campaign.Campaign, error) {
 	return def, nil
 }
 
-func putCampaign(ctx context.Context, env *Env, cat *catalog.Catalog, verb, path string) error {
+func putCampaign(ctx context.Context, env *Env, cfg *config.Config, cat *catalog.Catalog, verb, path string) error {
 	def, err := readCampaignFile(env, path)
 	if err != nil {
 		return err
@@ -129,6 +131,9 @@ func putCampaign(ctx context.Context, env *Env, cat *catalog.Catalog, verb, path
 		case err != nil:
 			return err
 		}
+		if err := refuseFired(ctx, cfg, def.ID); err != nil {
+			return err
+		}
 		if err := cat.PutCampaign(ctx, def); err != nil {
 			return err
 		}
@@ -137,6 +142,27 @@ func putCampaign(ctx context.Context, env *Env, cat *catalog.Catalog, verb, path
 	fmt.Fprintf(env.Out, "campaign %s %s (audience topic %s, %d locales)\n", def.ID, past, def.AudienceTopic, len(def.Messages))
 	if verb == "update" {
 		fmt.Fprintf(env.Out, "re-plan it if the audience or batch settings changed: owlctl plan %s\n", def.ID)
+	}
+	return nil
+}
+
+// refuseFired refuses to change a campaign that has fired: a sender that
+// restarts mid-send would render the new definition for the rest of the
+// audience, and a fired campaign cannot fire again anyway. Redis trouble
+// refuses too (it cannot be checked).
+func refuseFired(ctx context.Context, cfg *config.Config, id string) error {
+	rdb, err := guard.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	rec, fired, err := guard.New(rdb, cfg.Redis.Prefix, nil).FireOf(ctx, id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("campaign %s not updated: cannot check whether it has fired: %w", id, err)
+	case fired:
+		return fmt.Errorf("campaign %s not updated: it fired at %s (by %s, fire id %s); define a new campaign instead",
+			id, rec.At.UTC().Format(time.RFC3339), rec.By, rec.FireID)
 	}
 	return nil
 }

@@ -98,6 +98,10 @@ func TestFireCommandConfirmation(t *testing.T) {
 		code := Main(context.Background(), append(args, "--config", file), env)
 		return code, out.String() + errb.String()
 	}
+	// Before the fire the definition can still be changed.
+	if code, out := run("", "campaign", "update", "../campaign/testdata/example.yaml"); code != 0 || !strings.Contains(out, "updated") {
+		t.Fatalf("campaign update before fire: exit %d:\n%s", code, out)
+	}
 	cases := []struct {
 		name, stdin string
 		args        []string
@@ -132,6 +136,11 @@ func TestFireCommandConfirmation(t *testing.T) {
 		t.Fatalf("status after fire: exit %d\n%s", code, out)
 	}
 	t.Log(out)
+
+	// A fired campaign's definition is not changed any more.
+	if code, out := run("", "campaign", "update", "../campaign/testdata/example.yaml"); code != 1 || !strings.Contains(out, "it fired at") {
+		t.Fatalf("campaign update after fire: want exit 1 and a refusal, got exit %d:\n%s", code, out)
+	}
 
 	// Through the control API: a later press gets the winner (exit 3); a
 	// wrong token is refused (exit 1).
