@@ -212,8 +212,9 @@ var scripts = []*redis.Script{fireScript, claimScript, renewScript, ackScript, d
 // Warm gets the guard ready for a burst: it loads every script into Redis's
 // script cache (a script run otherwise costs an extra round trip, EVALSHA
 // refused then EVAL, the first time after a Redis start or failover) and
-// opens up to conns pooled connections (the first operations of a burst
-// otherwise each dial, which on a loaded machine took 5-45 ms at GO). It is
+// opens up to conns pooled connections, at most half the pool (the first
+// operations of a burst otherwise each dial, which on a loaded machine took
+// 5-45 ms at GO). It is
 // cheap when everything is warm already, so callers repeat it while idle:
 // go-redis closes connections idle for 30 minutes.
 func (g *Guard) Warm(ctx context.Context, conns int) error {
@@ -223,8 +224,17 @@ func (g *Guard) Warm(ctx context.Context, conns int) error {
 			return g.observe("warm", start, err)
 		}
 	}
-	c, ok := g.rdb.(interface{ Conn() *redis.Conn })
-	if !ok || conns < 1 {
+	c, ok := g.rdb.(interface {
+		Conn() *redis.Conn
+		Options() *redis.Options
+	})
+	if !ok {
+		return g.observe("warm", start, nil)
+	}
+	// Never hold more than half the pool: the warm-up runs while the caller
+	// is idle, but GO may come during it and its claims need connections.
+	conns = min(conns, c.Options().PoolSize/2)
+	if conns < 1 {
 		return g.observe("warm", start, nil)
 	}
 	// Holding the connections at once makes the pool open distinct ones.

@@ -68,4 +68,14 @@ func TestWarm(t *testing.T) {
 	if st := rdb.PoolStats(); st.IdleConns < conns {
 		t.Errorf("pool after Warm(%d): %d idle of %d connections, want at least %d idle", conns, st.IdleConns, st.TotalConns, conns)
 	}
+
+	// Asked for more than the pool holds, it opens half the pool, no more.
+	fresh := testenv.Redis(t, cfg)
+	if err := New(fresh, cfg.Redis.Prefix, nil).Warm(ctx, 1000); err != nil {
+		t.Fatal(err)
+	}
+	half := fresh.Options().PoolSize / 2
+	if st := fresh.PoolStats(); int(st.TotalConns) > half+1 || int(st.IdleConns) < half {
+		t.Errorf("Warm(1000) on a pool of %d: %d connections, %d idle; want about %d", fresh.Options().PoolSize, st.TotalConns, st.IdleConns, half)
+	}
 }
