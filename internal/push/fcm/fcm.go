@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,28 +230,52 @@ func tokenError(err error) error {
 	return &push.RetryAfterError{Reason: "oauth2_token", Err: fmt.Errorf("fcm: access token: %w", err)}
 }
 
-// noLibraryRetry presents HTTP 503 to firebase as 500. firebase's messaging
-// client retries 503 by itself (up to 4 times, backing off up to minutes,
-// internal.WithDefaultRetryConfig, not configurable), which would hide
-// back-pressure from the sender, stall a worker for minutes, and break the
-// push.Sender contract "never retries by itself". The Google error body, and
-// so the UNAVAILABLE code and the Retry-After header, are untouched. firebase
-// still retries transport errors (connection refused/reset) on its own.
-// It also marks the request's sendCtx as sent (see chunk.work).
+// noLibraryRetry keeps firebase's messaging client from retrying by itself.
+// It retries HTTP 503 and every transport error (up to 4 times, backing off
+// up to minutes, internal.WithDefaultRetryConfig, not configurable), which
+// would hide back-pressure and failures from the sender's metrics and
+// deadline, stall a worker for minutes (4 more response-header timeouts
+// behind a silent connection), and break the push.Sender contract "never
+// retries by itself". So:
+//   - 503 is shown to firebase as 500 (not retried); the Google error body,
+//     and so the UNAVAILABLE code and the Retry-After header, are untouched;
+//   - a transport error (no HTTP answer: connection refused or reset, TLS
+//     failure, response-header timeout, access-token fetch failure) of a
+//     Send is kept in its sendCtx and firebase is shown a 500 instead;
+//     chunk.work reports the kept error, which the sender retries in its
+//     next round.
+//
+// It also marks the request's sendCtx as sent (see chunk.work). Requests
+// without a sendCtx (Prepare's warm-up) pass through unchanged.
 type noLibraryRetry struct {
 	base http.RoundTripper
 }
 
 func (t *noLibraryRetry) RoundTrip(req *http.Request) (*http.Response, error) {
-	if sc, ok := req.Context().Value(sendCtxKey{}).(*sendCtx); ok {
+	sc, _ := req.Context().Value(sendCtxKey{}).(*sendCtx)
+	if sc != nil {
 		sc.sent = true
 	}
 	resp, err := t.base.RoundTrip(req)
-	if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+	switch {
+	case err != nil && sc != nil:
+		sc.transportErr = err
+		return &http.Response{
+			Status: "500 Internal Server Error", StatusCode: http.StatusInternalServerError,
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header:  http.Header{"Content-Type": {"application/json"}},
+			Body:    io.NopCloser(strings.NewReader(transportErrorBody)),
+			Request: req,
+		}, nil
+	case err == nil && resp.StatusCode == http.StatusServiceUnavailable:
 		resp.StatusCode = http.StatusInternalServerError
 	}
 	return resp, err
 }
+
+// transportErrorBody is what firebase parses instead of a transport error;
+// chunk.work replaces its error with the real one.
+const transportErrorBody = `{"error":{"code":500,"message":"owlpost: transport error (no HTTP answer)","status":"INTERNAL"}}`
 
 // Platform returns push.Android.
 func (s *Sender) Platform() push.Platform { return push.Android }
@@ -371,10 +397,12 @@ func (ch *chunk) Work() {
 			return
 		}
 		k := ch.idx[j]
-		sc.sent = false
+		sc.sent, sc.transportErr = false, nil
 		id, err := ch.c.Send(sc, ch.msgs[j])
 		now := time.Now()
 		switch {
+		case sc.transportErr != nil:
+			ch.results[k] = push.Result{Token: ch.tokens[k], Err: sendError(ch.ctx, sc.transportErr, ch.s.auth.refused.Load(), now)}
 		case err == nil:
 			ch.results[k] = push.Result{Token: ch.tokens[k], ID: id, At: now}
 		case !sc.sent:
@@ -393,7 +421,8 @@ func (ch *chunk) Work() {
 // (no request) from a failed round trip.
 type sendCtx struct {
 	context.Context
-	sent bool
+	sent         bool
+	transportErr error // the round trip failed without an HTTP answer (see noLibraryRetry)
 }
 
 type sendCtxKey struct{}

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -347,5 +349,41 @@ func TestSendBatchInvalidMessage(t *testing.T) {
 	}
 	if st := sm.Stats("invalid"); st.Accepted != 0 {
 		t.Errorf("accepted %d invalid messages", st.Accepted)
+	}
+}
+
+// TestTransportErrorNotRetriedByLibrary: a Send whose connection fails
+// without an HTTP answer is answered once, retryable ("network"), for the
+// sender's own retry rounds; firebase would otherwise retry it 4 more times
+// by itself (new connections, backing off), out of sight of the sender's
+// metrics and deadline.
+func TestTransportErrorNotRetriedByLibrary(t *testing.T) {
+	sm := startSim(t, nil) // the OAuth2 token endpoint stays the simulator's
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			_ = c.Close() // no TLS, no HTTP answer
+		}
+	}()
+	o := sm.options()
+	o.Clients = 1
+	o.Endpoint = "https://" + ln.Addr().String() + "/v1"
+	s := newSender(t, o)
+	res := s.SendBatch(context.Background(), message("transport"), []string{regToken(t, "a")})
+	if r := res[0]; !push.IsRetryable(r.Err) || push.Reason(r.Err) != "network" {
+		t.Errorf("result %v (reason %q), want a retryable network error", r.Err, push.Reason(r.Err))
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d connections for one Send, want 1 (no retries inside firebase)", n)
 	}
 }
