@@ -206,27 +206,8 @@ func (f *fixture) fireResults(fireID string) []wire.Result {
 // counter reads a counter of the fixture's registry (-1 when absent).
 func (f *fixture) counter(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
+	if v, ok := testenv.Metric(t, f.reg, name, labels); ok {
+		return v
 	}
 	return -1
 }

@@ -297,35 +297,12 @@ func sum(rs []wire.Result) (total wire.Result) {
 }
 
 // counter reads a counter of reg by name and label values.
-// counter returns a counter's or gauge's value, or a histogram's count.
+// counter returns a counter's or gauge's value, or a histogram's count (0
+// when absent).
 func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue metric
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return 0
+	v, _ := testenv.Metric(t, reg, name, labels)
+	return v
 }
 
 func describe(s pushsim.Stats) string {
