@@ -33,8 +33,10 @@
 // ("network", "timeout", or the caller's context error), so every retry goes
 // through the sender's own policy, metrics and deadline. Measured in
 // TestTransportErrorNotRetriedByLibrary: one connection per failed Send
-// instead of five, and about 0.1 s instead of 7 s. Prepare's warm-up send has
-// no such context and is still retried inside firebase.
+// instead of five, and about 0.1 s instead of 7 s. Prepare's warm-up send
+// goes the same way (TestPrepareTransportErrorNotRetriedByLibrary: 1
+// connection instead of 5, 0.1 s instead of 7 s); the sender stage retries
+// Prepare with its own backoff and a log line per attempt.
 //
 // # Prepare
 //

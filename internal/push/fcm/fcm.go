@@ -243,10 +243,12 @@ func tokenError(err error) error {
 //     failure, response-header timeout, access-token fetch failure) of a
 //     Send is kept in its sendCtx and firebase is shown a 500 instead;
 //     chunk.work reports the kept error, which the sender retries in its
-//     next round.
+//     next round, and Prepare reports it at once (the sender stage retries
+//     Prepare with its own backoff, logging each attempt).
 //
-// It also marks the request's sendCtx as sent (see chunk.work). Requests
-// without a sendCtx (Prepare's warm-up) pass through unchanged.
+// It also marks the request's sendCtx as sent (see chunk.work). Every
+// request of the Sender carries a sendCtx; one without would pass through
+// unchanged.
 type noLibraryRetry struct {
 	base http.RoundTripper
 }
@@ -297,10 +299,14 @@ func (s *Sender) Prepare(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := c.SendDryRun(ctx, &messaging.Message{
+			sc := &sendCtx{Context: ctx}
+			_, err := c.SendDryRun(sc, &messaging.Message{
 				Token: warmupToken,
 				Data:  map[string]string{"owlpost": "warmup"},
 			})
+			if sc.transportErr != nil {
+				err = sc.transportErr
+			}
 			err = sendError(ctx, err, s.auth.refused.Load(), time.Now())
 			switch push.Classify(err) {
 			case push.ClassFatal, push.ClassRetryable:

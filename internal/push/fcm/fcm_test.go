@@ -358,12 +358,49 @@ func TestSendBatchInvalidMessage(t *testing.T) {
 // by itself (new connections, backing off), out of sight of the sender's
 // metrics and deadline.
 func TestTransportErrorNotRetriedByLibrary(t *testing.T) {
-	sm := startSim(t, nil) // the OAuth2 token endpoint stays the simulator's
+	ln, accepted := closingListener(t)
+	s := newSender(t, closingOptions(t, ln))
+	res := s.SendBatch(context.Background(), message("transport"), []string{regToken(t, "a")})
+	if r := res[0]; !push.IsRetryable(r.Err) || push.Reason(r.Err) != "network" {
+		t.Errorf("result %v (reason %q), want a retryable network error", r.Err, push.Reason(r.Err))
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d connections for one Send, want 1 (no retries inside firebase)", n)
+	}
+}
+
+// Prepare's warm-up send is not retried inside firebase either: a silent or
+// refusing endpoint costs one attempt per Prepare, and the stage's own retry
+// loop (with its log line per attempt) takes over.
+func TestPrepareTransportErrorNotRetriedByLibrary(t *testing.T) {
+	ln, accepted := closingListener(t)
+	s := newSender(t, closingOptions(t, ln))
+	err := s.Prepare(context.Background())
+	if !push.IsRetryable(err) || push.Reason(err) != "network" {
+		t.Errorf("Prepare = %v (reason %q), want a retryable network error", err, push.Reason(err))
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d connections for one Prepare, want 1 (no retries inside firebase)", n)
+	}
+}
+
+// closingOptions are the simulator's options (its OAuth2 token endpoint) with
+// the messaging endpoint at ln and one client.
+func closingOptions(t *testing.T, ln net.Listener) fcm.Options {
+	o := startSim(t, nil).options()
+	o.Clients = 1
+	o.Endpoint = "https://" + ln.Addr().String() + "/v1"
+	return o
+}
+
+// closingListener accepts connections and closes them at once (no TLS, no
+// HTTP answer), counting them.
+func closingListener(t *testing.T) (net.Listener, *atomic.Int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	var accepted atomic.Int64
 	go func() {
 		for {
@@ -372,18 +409,8 @@ func TestTransportErrorNotRetriedByLibrary(t *testing.T) {
 				return
 			}
 			accepted.Add(1)
-			_ = c.Close() // no TLS, no HTTP answer
+			_ = c.Close()
 		}
 	}()
-	o := sm.options()
-	o.Clients = 1
-	o.Endpoint = "https://" + ln.Addr().String() + "/v1"
-	s := newSender(t, o)
-	res := s.SendBatch(context.Background(), message("transport"), []string{regToken(t, "a")})
-	if r := res[0]; !push.IsRetryable(r.Err) || push.Reason(r.Err) != "network" {
-		t.Errorf("result %v (reason %q), want a retryable network error", r.Err, push.Reason(r.Err))
-	}
-	if n := accepted.Load(); n != 1 {
-		t.Errorf("%d connections for one Send, want 1 (no retries inside firebase)", n)
-	}
+	return ln, &accepted
 }
