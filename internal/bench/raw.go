@@ -64,10 +64,125 @@ func rawAPNsToken(i int) string { return fmt.Sprintf("b0%062x", i) }
 // hold none of the simulator's upper-case patterns.
 func rawFCMToken(i int) string { return fmt.Sprintf("bench:%0134d", i) }
 
+// rawLoad is one library's run, prepared: clients built and warmed, tokens
+// made, so that only the sending is measured.
+type rawLoad struct {
+	name     string // "apns2", "firebase": for errors
+	campaign string // what the simulator counts it under
+	n        int
+	send     func(ctx context.Context) (failed int64, first error)
+	close    func()
+}
+
 // RawAPNs sends o.N notifications with sideshow/apns2 alone, measuring wall
 // time and this process's CPU time, and checks the simulator's count for
 // campaign (the apns-collapse-id).
 func RawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (Metrics, error) {
+	l, err := prepareRawAPNs(ctx, sim, o, campaign)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	return measureRaw(ctx, sim, "raw.apns", l)
+}
+
+// RawFCM sends o.N messages with firebase messaging alone
+// (SendEachForMulticast), measuring like RawAPNs; campaign is the Android
+// collapse key.
+func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Metrics, error) {
+	l, err := prepareRawFCM(ctx, sim, o, campaign)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	return measureRaw(ctx, sim, "raw.fcm", l)
+}
+
+// RawBoth sends n notifications, iosShare of them with apns2 and the rest
+// with firebase, both libraries at the same time with their settings of
+// RawAPNs and RawFCM (N fields ignored): what the raw libraries do with the
+// pipeline's audience on this machine, with two clients sharing it as the
+// two senders do.
+func RawBoth(ctx context.Context, sim *Sim, ao RawAPNsOptions, fo RawFCMOptions, n int, iosShare float64,
+	campaign string) (Metrics, error) {
+	ao.N = int(float64(n)*iosShare + 0.5)
+	fo.N = n - ao.N
+	var loads []*rawLoad
+	defer func() {
+		for _, l := range loads {
+			l.close()
+		}
+	}()
+	if ao.N > 0 {
+		l, err := prepareRawAPNs(ctx, sim, ao, campaign+"-apns")
+		if err != nil {
+			return nil, err
+		}
+		loads = append(loads, l)
+	}
+	if fo.N > 0 {
+		l, err := prepareRawFCM(ctx, sim, fo, campaign+"-fcm")
+		if err != nil {
+			return nil, err
+		}
+		loads = append(loads, l)
+	}
+	return measureRaw(ctx, sim, "raw.both", loads...)
+}
+
+// measureRaw runs loads at the same time and measures them as one: wall
+// time from the first request to the last answer, this process's CPU time,
+// the simulator's CPU time. The simulator must have accepted exactly each
+// load's n for its campaign, with no duplicates.
+func measureRaw(ctx context.Context, sim *Sim, prefix string, loads ...*rawLoad) (Metrics, error) {
+	simBefore, _ := ReadUsage(sim.Pid())
+	failed := make([]int64, len(loads))
+	first := make([]error, len(loads))
+	var wg sync.WaitGroup
+	cpu0, t0 := SelfCPU(), time.Now()
+	for i, l := range loads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			failed[i], first[i] = l.send(ctx)
+		}()
+	}
+	wg.Wait()
+	wall, cpu := time.Since(t0), SelfCPU()-cpu0
+	simAfter, _ := ReadUsage(sim.Pid())
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", prefix, err)
+	}
+	n := 0
+	for i, l := range loads {
+		if failed[i] > 0 {
+			return nil, fmt.Errorf("bench: %s: %s: %d of %d notifications failed, first: %v",
+				prefix, l.name, failed[i], l.n, first[i])
+		}
+		st, err := sim.Stats(ctx, l.campaign)
+		if err != nil {
+			return nil, err
+		}
+		if st.Accepted != int64(l.n) || st.DuplicateDeliveries != 0 {
+			return nil, fmt.Errorf("bench: %s: %s: simulator accepted %d (%d duplicates), want %d",
+				prefix, l.name, st.Accepted, st.DuplicateDeliveries, l.n)
+		}
+		n += l.n
+	}
+	var m Metrics
+	m.Add(prefix+".notifications", "count", float64(n))
+	m.Add(prefix+".wall", "s", wall.Seconds())
+	m.Add(prefix+".rate", "notif/s", float64(n)/wall.Seconds())
+	m.Add(prefix+".client_cpu", "cpu-s", cpu.Seconds())
+	m.Add(prefix+".per_client_cpu_s", "notif/cpu-s", perCPU(n, cpu))
+	m.Add(prefix+".sim_cpu", "cpu-s", (simAfter.CPU - simBefore.CPU).Seconds())
+	return m, nil
+}
+
+// prepareRawAPNs builds o.Clients apns2 clients (4 independent HTTP/2
+// connections by default), warms each with one push, and makes the tokens;
+// its send runs o.Workers goroutines per client.
+func prepareRawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (*rawLoad, error) {
 	key, err := token.AuthKeyFromFile(sim.KeyFile())
 	if err != nil {
 		return nil, fmt.Errorf("bench: raw apns: key: %w", err)
@@ -77,6 +192,13 @@ func RawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (
 		return nil, err
 	}
 	clients := make([]*apns2.Client, o.Clients)
+	closeAll := func() {
+		for _, c := range clients {
+			if c != nil {
+				c.CloseIdleConnections()
+			}
+		}
+	}
 	for i := range clients {
 		c := apns2.NewTokenClient(&token.Token{AuthKey: key, KeyID: sim.KeyID, TeamID: sim.TeamID})
 		c.Host = sim.APNsURL
@@ -86,10 +208,10 @@ func RawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (
 		}
 		tr.TLSClientConfig = tlsCfg.Clone()
 		clients[i] = c
-		defer c.CloseIdleConnections()
 	}
 	ios, _, err := rawMessages(campaign)
 	if err != nil {
+		closeAll()
 		return nil, err
 	}
 	note := func(tok string) *apns2.Notification {
@@ -102,6 +224,7 @@ func RawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (
 		n := note(rawAPNsToken(1_000_000_000 + i))
 		n.CollapseID = campaign + "-warm"
 		if res, err := c.PushWithContext(ctx, n); err != nil || res.StatusCode != http.StatusOK {
+			closeAll()
 			return nil, fmt.Errorf("bench: raw apns: warm-up push: %v %+v", err, res)
 		}
 	}
@@ -109,50 +232,44 @@ func RawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (
 	for i := range toks {
 		toks[i] = rawAPNsToken(i)
 	}
-	simBefore, _ := ReadUsage(sim.Pid())
-
-	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	cpu0, t0 := SelfCPU(), time.Now()
-	for _, c := range clients {
-		for range o.Workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					i := next.Add(1) - 1
-					if i >= int64(o.N) {
-						return
-					}
-					res, err := c.PushWithContext(ctx, note(toks[i]))
-					if err != nil || res.StatusCode != http.StatusOK {
-						failed.Add(1)
-						if err == nil {
-							err = fmt.Errorf("status %d %s", res.StatusCode, res.Reason)
+	send := func(ctx context.Context) (int64, error) {
+		var next, failed atomic.Int64
+		var firstErr atomic.Value
+		var wg sync.WaitGroup
+		for _, c := range clients {
+			for range o.Workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ctx.Err() == nil {
+						i := next.Add(1) - 1
+						if i >= int64(o.N) {
+							return
 						}
-						firstErr.CompareAndSwap(nil, err)
+						res, err := c.PushWithContext(ctx, note(toks[i]))
+						if err != nil || res.StatusCode != http.StatusOK {
+							failed.Add(1)
+							if err == nil {
+								err = fmt.Errorf("status %d %s", res.StatusCode, res.Reason)
+							}
+							firstErr.CompareAndSwap(nil, err)
+						}
 					}
-				}
-			}()
+				}()
+			}
 		}
+		wg.Wait()
+		err, _ := firstErr.Load().(error)
+		return failed.Load(), err
 	}
-	wg.Wait()
-	wall, cpu := time.Since(t0), SelfCPU()-cpu0
-	simAfter, _ := ReadUsage(sim.Pid())
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("bench: raw apns: %w", err)
-	}
-	if f := failed.Load(); f > 0 {
-		return nil, fmt.Errorf("bench: raw apns: %d of %d pushes failed, first: %v", f, o.N, firstErr.Load())
-	}
-	return rawMetrics(ctx, sim, "raw.apns", campaign, o.N, wall, cpu, simAfter.CPU-simBefore.CPU)
+	return &rawLoad{name: "apns2", campaign: campaign, n: o.N, send: send, close: closeAll}, nil
 }
 
-// RawFCM sends o.N messages with firebase messaging alone
-// (SendEachForMulticast), measuring like RawAPNs; campaign is the Android
-// collapse key.
-func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Metrics, error) {
+// prepareRawFCM builds one firebase messaging client, warms it with a
+// single Send (it fetches the OAuth2 token and opens the HTTP/2 connection,
+// so the first multicast's 50 workers share it) and makes the tokens; its
+// send runs o.InFlight SendEachForMulticast calls of o.PerCall tokens at once.
+func prepareRawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (*rawLoad, error) {
 	saJSON, err := os.ReadFile(sim.ServiceAccountFile())
 	if err != nil {
 		return nil, fmt.Errorf("bench: raw fcm: %w", err)
@@ -165,9 +282,9 @@ func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Me
 	if err != nil {
 		return nil, err
 	}
-	defer closeIdle()
 	_, am, err := rawMessages(campaign)
 	if err != nil {
+		closeIdle()
 		return nil, err
 	}
 	f := am.FCM
@@ -177,10 +294,9 @@ func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Me
 		return &messaging.AndroidConfig{CollapseKey: collapse, Priority: f.Priority, TTL: &ttl,
 			Notification: &messaging.AndroidNotification{Tag: collapse, Sound: f.Sound, ClickAction: f.ClickAction}}
 	}
-	// Warm with a single Send: it fetches the OAuth2 token and opens the
-	// HTTP/2 connection, so the first multicast's 50 workers share it.
 	if _, err := mc.Send(ctx, &messaging.Message{Token: rawFCMToken(1_000_000_000), Notification: notif, Data: f.Data,
 		Android: android(campaign + "-warm")}); err != nil {
+		closeIdle()
 		return nil, fmt.Errorf("bench: raw fcm: warm-up send: %w", err)
 	}
 	toks := make([]string, o.N)
@@ -188,51 +304,44 @@ func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Me
 		toks[i] = rawFCMToken(i)
 	}
 	chunks := (o.N + o.PerCall - 1) / o.PerCall
-	simBefore, _ := ReadUsage(sim.Pid())
-
-	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	cpu0, t0 := SelfCPU(), time.Now()
-	for range o.InFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				c := int(next.Add(1) - 1)
-				if c >= chunks {
-					return
-				}
-				lo, hi := c*o.PerCall, min((c+1)*o.PerCall, o.N)
-				br, err := mc.SendEachForMulticast(ctx, &messaging.MulticastMessage{Tokens: toks[lo:hi],
-					Notification: notif, Data: f.Data, Android: android(am.CollapseID)})
-				if err == nil && br.FailureCount > 0 {
-					for _, r := range br.Responses {
-						if r.Error != nil {
-							err = r.Error
-							break
-						}
+	send := func(ctx context.Context) (int64, error) {
+		var next, failed atomic.Int64
+		var firstErr atomic.Value
+		var wg sync.WaitGroup
+		for range o.InFlight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					c := int(next.Add(1) - 1)
+					if c >= chunks {
+						return
 					}
-					failed.Add(int64(br.FailureCount))
-				} else if err != nil {
-					failed.Add(int64(hi - lo))
+					lo, hi := c*o.PerCall, min((c+1)*o.PerCall, o.N)
+					br, err := mc.SendEachForMulticast(ctx, &messaging.MulticastMessage{Tokens: toks[lo:hi],
+						Notification: notif, Data: f.Data, Android: android(am.CollapseID)})
+					if err == nil && br.FailureCount > 0 {
+						for _, r := range br.Responses {
+							if r.Error != nil {
+								err = r.Error
+								break
+							}
+						}
+						failed.Add(int64(br.FailureCount))
+					} else if err != nil {
+						failed.Add(int64(hi - lo))
+					}
+					if err != nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
 				}
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		err, _ := firstErr.Load().(error)
+		return failed.Load(), err
 	}
-	wg.Wait()
-	wall, cpu := time.Since(t0), SelfCPU()-cpu0
-	simAfter, _ := ReadUsage(sim.Pid())
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("bench: raw fcm: %w", err)
-	}
-	if f := failed.Load(); f > 0 {
-		return nil, fmt.Errorf("bench: raw fcm: %d of %d messages failed, first: %v", f, o.N, firstErr.Load())
-	}
-	return rawMetrics(ctx, sim, "raw.fcm", campaign, o.N, wall, cpu, simAfter.CPU-simBefore.CPU)
+	return &rawLoad{name: "firebase", campaign: campaign, n: o.N, send: send, close: closeIdle}, nil
 }
 
 // newFCMClient builds a real firebase messaging client whose OAuth2 token
@@ -255,25 +364,6 @@ func newFCMClient(ctx context.Context, sim *Sim, saJSON []byte, tlsCfg *tls.Conf
 		return nil, nil, fmt.Errorf("bench: firebase messaging: %w", err)
 	}
 	return mc, base.CloseIdleConnections, nil
-}
-
-func rawMetrics(ctx context.Context, sim *Sim, prefix, campaign string, n int, wall, cpu, simCPU time.Duration) (Metrics, error) {
-	st, err := sim.Stats(ctx, campaign)
-	if err != nil {
-		return nil, err
-	}
-	if st.Accepted != int64(n) || st.DuplicateDeliveries != 0 {
-		return nil, fmt.Errorf("bench: %s: simulator accepted %d (%d duplicates), want %d",
-			prefix, st.Accepted, st.DuplicateDeliveries, n)
-	}
-	var m Metrics
-	m.Add(prefix+".notifications", "count", float64(n))
-	m.Add(prefix+".wall", "s", wall.Seconds())
-	m.Add(prefix+".rate", "notif/s", float64(n)/wall.Seconds())
-	m.Add(prefix+".client_cpu", "cpu-s", cpu.Seconds())
-	m.Add(prefix+".per_client_cpu_s", "notif/cpu-s", perCPU(n, cpu))
-	m.Add(prefix+".sim_cpu", "cpu-s", simCPU.Seconds())
-	return m, nil
 }
 
 func perCPU(n int, cpu time.Duration) float64 {

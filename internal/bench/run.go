@@ -103,6 +103,7 @@ func Ratios() []Ratio {
 		{"sender/raw fcm, wall", "sender.android.rate", "raw.fcm.rate"},
 		{"pipeline/raw apns, wall", "pipeline.rate", "raw.apns.rate"},
 		{"pipeline/raw mixed (60/40 apns/fcm harmonic), wall", "pipeline.rate", "raw.mixed.rate"},
+		{"pipeline/raw both (60/40, both libraries at once), wall", "pipeline.rate", "raw.both.rate"},
 		{"pipeline/raw, per owlpost CPU-second vs client CPU-second", "pipeline.per_owlpost_cpu_s", "raw.mixed.per_client_cpu_s"},
 	}
 }
@@ -171,8 +172,9 @@ func brief(m Metrics) string {
 	return strings.Join(parts, " ")
 }
 
-// runRaw is phase a: a fresh simulator process, apns2 alone then firebase
-// alone (the order alternates by round), then the simulator is stopped.
+// runRaw is phase a: a fresh simulator process, apns2 alone, firebase
+// alone, then both at once with the pipeline's iOS share (the order is
+// reversed every other round), then the simulator is stopped.
 func runRaw(ctx context.Context, o Options, dir string, round int) (Metrics, error) {
 	sim, err := StartSim(ctx, filepath.Join(o.BinDir, "pushsim"), dir)
 	if err != nil {
@@ -187,9 +189,14 @@ func runRaw(ctx context.Context, o Options, dir string, round int) (Metrics, err
 		return RawFCM(ctx, sim, RawFCMOptions{N: o.RawN, PerCall: o.FCMPerCall, InFlight: o.FCMInFlight},
 			fmt.Sprintf("bench-raw-fcm-r%d", round))
 	}
-	order := []func() (Metrics, error){apns, fcm}
+	both := func() (Metrics, error) {
+		return RawBoth(ctx, sim, RawAPNsOptions{Clients: o.APNsClients, Workers: o.APNsWorkers},
+			RawFCMOptions{PerCall: o.FCMPerCall, InFlight: o.FCMInFlight}, o.RawN, o.IOSShare,
+			fmt.Sprintf("bench-raw-both-r%d", round))
+	}
+	order := []func() (Metrics, error){apns, fcm, both}
 	if round%2 == 0 {
-		order = []func() (Metrics, error){fcm, apns}
+		order = []func() (Metrics, error){both, fcm, apns}
 	}
 	var all Metrics
 	for i, f := range order {
@@ -207,10 +214,13 @@ func runRaw(ctx context.Context, o Options, dir string, round int) (Metrics, err
 		}
 		all = append(all, m...)
 	}
-	// Sort apns before fcm so the table order is stable across rounds.
-	slices.SortStableFunc(all, func(a, b Metric) int {
-		return strings.Compare(a.Key[:8], b.Key[:8])
-	})
+	// apns, fcm, then both, whatever the order of the round, so the table
+	// order is stable across rounds.
+	rank := func(m Metric) int {
+		return slices.IndexFunc([]string{"raw.apns.", "raw.fcm.", "raw.both."},
+			func(p string) bool { return strings.HasPrefix(m.Key, p) })
+	}
+	slices.SortStableFunc(all, func(a, b Metric) int { return rank(a) - rank(b) })
 	all = append(all, mixed(all, o.IOSShare)...)
 	return all, nil
 }
