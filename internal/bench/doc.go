@@ -1,7 +1,8 @@
 // Package bench is `owlctl bench` (`make bench`): it measures, in one
 // invocation, interleaved and repeated (medians reported), the raw client
-// libraries against the push simulator (phase raw: sideshow/apns2 alone and
-// firebase messaging alone, in this process), the sender stage alone on
+// libraries against the push simulator (phase raw: sideshow/apns2 alone,
+// firebase messaging alone, and both at once with the pipeline's iOS share,
+// in this process), the sender stage alone on
 // pre-filled send topics (phase sender), and the whole pipeline as separate
 // processes, audience to last accepted notification (phase pipeline), then
 // prints a table with the ratios stage/raw and appends a dated entry to
