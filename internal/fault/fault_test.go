@@ -75,10 +75,12 @@ func TestSenderKilled(t *testing.T) {
 
 	var resent, takenOver, answeredBefore int
 	for _, r := range s.fireResults() {
-		if r.Resent > 0 || r.Reasons["answered_before_takeover"] > 0 {
+		before := r.Reasons["answered_before_takeover"] + r.Reasons["invalid_before_takeover"] +
+			r.Reasons["failed_before_takeover"]
+		if r.Resent > 0 || before > 0 {
 			takenOver++
 			resent += r.Resent
-			answeredBefore += r.Reasons["answered_before_takeover"]
+			answeredBefore += before
 		}
 	}
 	row.Note = fmt.Sprintf("killed at %d/%d accepted; %d batches taken over after the claim lease, %d tokens re-sent (%d answered before the kill); duplicates <= re-sent and <= in-flight capacity %d (%d batches x %d); all under the collapse id",

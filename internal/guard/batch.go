@@ -81,8 +81,8 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 1
 `)
 
-// Ack stores the bitmap of answered token indices (bit i = token i, LSB
-// first in each byte) while owner holds the batch.
+// Ack stores the answered tokens of the batch (Answers.Encode; bit i =
+// token i, LSB first in each byte) while owner holds the batch.
 func (g *Guard) Ack(ctx context.Context, batchKey, fireID, owner string, bitmap []byte) error {
 	start := time.Now()
 	n, err := ackScript.Run(ctx, g.rdb, []string{g.key("claim", batchKey, fireID), g.key("acked", batchKey, fireID)},
@@ -96,7 +96,8 @@ func (g *Guard) Ack(ctx context.Context, batchKey, fireID, owner string, bitmap 
 	return nil
 }
 
-// Acked returns the stored bitmap of answered tokens (nil if none).
+// Acked returns the stored answers of the batch (nil if none); read them
+// with DecodeAnswers.
 func (g *Guard) Acked(ctx context.Context, batchKey, fireID string) ([]byte, error) {
 	start := time.Now()
 	b, err := g.rdb.Get(ctx, g.key("acked", batchKey, fireID)).Bytes()
@@ -142,6 +143,37 @@ func SetBit(bitmap []byte, i int) []byte {
 	}
 	bitmap[i/8] |= 1 << (i % 8)
 	return bitmap
+}
+
+// Answers is what a holder stores with Ack for a batch of n tokens: which
+// tokens were answered, and which of those answers were an invalid token or
+// a rejection, so that a taker-over counts (and reports) them as they were
+// instead of as accepted. Bitmaps as for BitSet.
+type Answers struct {
+	Answered, Invalid, Failed []byte
+}
+
+// Encode is the value Ack stores: the three bitmaps, each padded to
+// ceil(n/8) bytes. A bare answered bitmap (what senders stored before
+// Answers) is never that long, so DecodeAnswers tells the two apart.
+func (a Answers) Encode(n int) []byte {
+	l := (n + 7) / 8
+	out := make([]byte, 3*l)
+	copy(out[:l], a.Answered)
+	copy(out[l:2*l], a.Invalid)
+	copy(out[2*l:], a.Failed)
+	return out
+}
+
+// DecodeAnswers reads a value from Acked for a batch of n tokens. A bare
+// bitmap (an older sender's) is all answered, outcomes unknown; a value of
+// any other length is read as one, cut to the batch.
+func DecodeAnswers(b []byte, n int) Answers {
+	l := (n + 7) / 8
+	if l > 0 && len(b) == 3*l {
+		return Answers{Answered: b[:l:l], Invalid: b[l : 2*l : 2*l], Failed: b[2*l:]}
+	}
+	return Answers{Answered: b[:min(len(b), l)]}
 }
 
 var takeScript = redis.NewScript(`

@@ -5,7 +5,7 @@
 //	<p>:abort:<campaign>                the first abort (JSON AbortRecord), SET NX, never expires
 //	<p>:claim:<batch key>:<fire id>     the sender holding a batch, SET NX PX lease
 //	<p>:tried:<batch key>:<fire id>     a batch was claimed at least once (detects a takeover)
-//	<p>:acked:<batch key>:<fire id>     bitmap of the batch's token indices already answered
+//	<p>:acked:<batch key>:<fire id>     the batch's answered token indices, and which were invalid or rejected (Answers)
 //	<p>:done:<batch key>:<fire id>      the batch is finished; later deliveries are skipped
 //	<p>:rate:<campaign>:<platform>      token bucket for an optional global rate cap
 //

@@ -146,3 +146,34 @@ func TestRedisDownFailsClosed(t *testing.T) {
 		t.Fatalf("claim with Redis down: want ErrUnavailable, got %v", err)
 	}
 }
+
+func TestAnswersEncoding(t *testing.T) {
+	var a guard.Answers
+	for _, i := range []int{0, 3, 9, 11} {
+		a.Answered = guard.SetBit(a.Answered, i)
+	}
+	a.Invalid = guard.SetBit(a.Invalid, 3)
+	a.Failed = guard.SetBit(a.Failed, 11)
+	v := a.Encode(12)
+	if len(v) != 6 {
+		t.Fatalf("Encode(12) is %d bytes, want 3 x 2", len(v))
+	}
+	got := guard.DecodeAnswers(v, 12)
+	for i := range 12 {
+		ans, inv, fail := guard.BitSet(got.Answered, i), guard.BitSet(got.Invalid, i), guard.BitSet(got.Failed, i)
+		want := [3]bool{i == 0 || i == 3 || i == 9 || i == 11, i == 3, i == 11}
+		if [3]bool{ans, inv, fail} != want {
+			t.Errorf("token %d: answered/invalid/failed = %v %v %v, want %v", i, ans, inv, fail, want)
+		}
+	}
+	// An older sender's bare bitmap: answered, outcomes unknown.
+	old := guard.DecodeAnswers([]byte{0x09}, 12)
+	if !guard.BitSet(old.Answered, 0) || !guard.BitSet(old.Answered, 3) || guard.BitSet(old.Answered, 1) ||
+		len(old.Invalid) != 0 || len(old.Failed) != 0 {
+		t.Errorf("bare bitmap decoded as %+v", old)
+	}
+	// No answers at all.
+	if a := guard.DecodeAnswers(nil, 12); len(a.Answered) != 0 {
+		t.Errorf("nil decoded as %+v", a)
+	}
+}

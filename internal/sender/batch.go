@@ -97,8 +97,8 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) error {
 	if st == guard.ClaimTakeover {
 		run.takeover = true
 		if err := s.retryRedis(ctx, "acked", func() error {
-			var err error
-			run.acked, err = s.guard.Acked(ctx, key, fire.ID)
+			v, err := s.guard.Acked(ctx, key, fire.ID)
+			run.ans = guard.DecodeAnswers(v, len(b.Tokens))
 			return err
 		}); err != nil {
 			return err
@@ -215,9 +215,9 @@ type batchRun struct {
 	// (everything, if it died before its first ack) is sent again.
 	takeover bool
 
-	mu      sync.Mutex // guards res, acked, next, fatal while groups of a round finish
+	mu      sync.Mutex // guards res, ans, next, fatal while groups of a round finish
 	res     wire.Result
-	acked   []byte // bit i: token i answered (accepted, invalid, failed)
+	ans     guard.Answers // bit i of Answered: token i answered; of Invalid / Failed: and how
 	ackedAt time.Time
 	next    []int // token indices to retry
 	retryAt time.Duration
@@ -241,18 +241,13 @@ func (run *batchRun) run(ctx context.Context) error {
 	// holder's bitmap does not list as answered).
 	pending := make([]int, 0, len(run.b.Tokens))
 	for i := range run.b.Tokens {
-		if !guard.BitSet(run.acked, i) {
+		if !guard.BitSet(run.ans.Answered, i) {
 			pending = append(pending, i)
 		}
 	}
 	if run.takeover {
 		run.res.Resent = len(pending)
-		// The previous holder's answers are lost with it; they are counted
-		// accepted (by far the most likely answer) and flagged in Reasons.
-		if n := len(run.b.Tokens) - len(pending); n > 0 {
-			run.res.Accepted += n
-			run.addReason("answered_before_takeover", n)
-		}
+		run.countPrevious()
 	}
 
 	sendCtx, cancelSend := context.WithCancel(ctx)
@@ -615,7 +610,7 @@ func (run *batchRun) sendGroup(ctx context.Context, msg *push.Message, idx []int
 				tms, tsecs = uint32(max(0, d.Milliseconds())), d.Seconds()
 			}
 			run.res.AcceptedMS = append(run.res.AcceptedMS, tms)
-			run.acked = guard.SetBit(run.acked, i)
+			run.ans.Answered = guard.SetBit(run.ans.Answered, i)
 			if run.fire.Kind == wire.KindFire { // a proof is not GO
 				s.m.fromFire.Observe(tsecs)
 			}
@@ -624,13 +619,15 @@ func (run *batchRun) sendGroup(ctx context.Context, msg *push.Message, idx []int
 			reasons = inc(reasons, reason)
 			run.res.Invalid++
 			s.m.invalid.Inc()
-			run.acked = guard.SetBit(run.acked, i)
+			run.ans.Answered = guard.SetBit(run.ans.Answered, i)
+			run.ans.Invalid = guard.SetBit(run.ans.Invalid, i)
 			run.feedback(tokens[j], reason, now)
 		case push.ClassRejected:
 			reasons = inc(reasons, push.Reason(r.Err))
 			run.res.Failed++
 			s.m.failed.Inc()
-			run.acked = guard.SetBit(run.acked, i)
+			run.ans.Answered = guard.SetBit(run.ans.Answered, i)
+			run.ans.Failed = guard.SetBit(run.ans.Failed, i)
 		case push.ClassFatal:
 			reasons = inc(reasons, push.Reason(r.Err))
 			if run.fatal == nil {
@@ -654,7 +651,7 @@ func (run *batchRun) sendGroup(ctx context.Context, msg *push.Message, idx []int
 	}
 	var snapshot []byte
 	if midAck && now.Sub(run.ackedAt) >= ackEvery {
-		snapshot = append([]byte(nil), run.acked...)
+		snapshot = run.ans.Encode(len(run.b.Tokens))
 		run.ackedAt = now
 	}
 	run.mu.Unlock()
@@ -693,16 +690,52 @@ func (run *batchRun) feedback(token, reason string, at time.Time) {
 	run.s.produce(&run.out, &kgo.Record{Topic: run.s.cfg.Topics.Feedback, Key: []byte(token), Value: v})
 }
 
-// storeAck writes the answered-token bitmap (end of a round), waiting out
+// countPrevious counts, on a takeover, the tokens the previous holder
+// answered (and acked) as they were answered: accepted, invalid or rejected.
+// The provider's reasons and answer times died with that holder, so they are
+// listed as Reasons answered_before_takeover, invalid_before_takeover and
+// failed_before_takeover. Invalid tokens are reported to the feedback topic
+// again: the previous holder may have died before its feedback record was
+// delivered, and a second feedback record for a token is harmless.
+func (run *batchRun) countPrevious() {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	now := time.Now()
+	var accepted, invalid, failed int
+	for i, tok := range run.b.Tokens {
+		switch {
+		case !guard.BitSet(run.ans.Answered, i):
+		case guard.BitSet(run.ans.Invalid, i):
+			invalid++
+			run.feedback(tok.Token, "invalid_before_takeover", now)
+		case guard.BitSet(run.ans.Failed, i):
+			failed++
+		default:
+			accepted++
+		}
+	}
+	run.res.Accepted += accepted
+	run.res.Invalid += invalid
+	run.res.Failed += failed
+	for reason, n := range map[string]int{"answered_before_takeover": accepted,
+		"invalid_before_takeover": invalid, "failed_before_takeover": failed} {
+		if n > 0 {
+			run.addReason(reason, n)
+		}
+	}
+}
+
+// storeAck writes the batch's answers (end of a round), waiting out
 // Redis outages; ErrLeaseLost means another sender owns the batch.
 func (run *batchRun) storeAck(ctx context.Context) error {
 	run.mu.Lock()
-	snapshot := append([]byte(nil), run.acked...)
-	run.ackedAt = time.Now()
-	run.mu.Unlock()
-	if len(snapshot) == 0 {
+	if len(run.ans.Answered) == 0 {
+		run.mu.Unlock()
 		return nil
 	}
+	snapshot := run.ans.Encode(len(run.b.Tokens))
+	run.ackedAt = time.Now()
+	run.mu.Unlock()
 	return run.guarded(ctx, "ack", func() error {
 		return run.s.guard.Ack(ctx, run.key, run.fire.ID, run.owner, snapshot)
 	})

@@ -48,10 +48,16 @@
 //     the claim is retried until the holder's lease could have expired; a
 //     dead holder's batch is then taken over, a holder still renewing after a
 //     whole lease is alive and the record is left to it (skipped_held).
-//     Takeover: Acked says which tokens the previous holder had answered;
-//     only the others are sent (Result.Resent). The answers of the previous
-//     holder are lost with it: those tokens are counted accepted and listed
-//     as Reasons["answered_before_takeover"].
+//     Takeover: Acked says which tokens the previous holder had answered,
+//     and which of those answers were an invalid token or a rejection
+//     (guard.Answers); only the others are sent (Result.Resent). The
+//     previous holder's answers are counted as they were (accepted, invalid,
+//     failed), listed as Reasons answered_before_takeover,
+//     invalid_before_takeover and failed_before_takeover (the provider's own
+//     reasons and answer times died with it), and its invalid tokens go to
+//     the feedback topic again, since it may have died before its feedback
+//     record was delivered. A value stored by an older sender (a bare
+//     answered bitmap) is counted accepted, as before.
 //  4. Before each round: aborted (guard.Aborted, cached 250 ms per campaign)
 //     counts the remaining tokens aborted; past the fire deadline they are
 //     expired. Nothing is sent in either case. The abort and deadline checks

@@ -247,6 +247,60 @@ func TestSendExactlyOnce(t *testing.T) {
 		}
 	})
 
+	t.Run("takeover counts the previous holder's answers as they were", func(t *testing.T) {
+		id := "takeover-outcomes-" + testenv.ID()
+		e.putCampaign(t, id)
+		f := newFire(5 * time.Minute)
+		b := makeBatches(id, push.IOS, 1, 40, nil)[0]
+		// A dead holder answered tokens 0..24: 0..2 invalid, 3..4 rejected,
+		// the rest accepted; then it died.
+		ctx := context.Background()
+		if st, err := e.g.Claim(ctx, b.Key(), f.ID, "dead-holder", time.Second); err != nil || st != guard.ClaimOK {
+			t.Fatalf("fake holder claim: %v %v", st, err)
+		}
+		var a guard.Answers
+		for i := range 25 {
+			a.Answered = guard.SetBit(a.Answered, i)
+		}
+		for i := range 3 {
+			a.Invalid = guard.SetBit(a.Invalid, i)
+		}
+		a.Failed = guard.SetBit(guard.SetBit(a.Failed, 3), 4)
+		if err := e.g.Ack(ctx, b.Key(), f.ID, "dead-holder", a.Encode(len(b.Tokens))); err != nil {
+			t.Fatal(err)
+		}
+		e.produceBatches(t, f, []*wire.Batch{b})
+		r := e.results(t, results, id, 1)[0]
+		if r.Resent != 15 || r.Accepted != 35 || r.Invalid != 3 || r.Failed != 2 ||
+			r.Reasons["answered_before_takeover"] != 20 || r.Reasons["invalid_before_takeover"] != 3 ||
+			r.Reasons["failed_before_takeover"] != 2 {
+			t.Errorf("takeover result: resent=%d accepted=%d invalid=%d failed=%d reasons=%v",
+				r.Resent, r.Accepted, r.Invalid, r.Failed, r.Reasons)
+		}
+		if st := e.sim.Stats(id); st.Accepted != 15 || st.DuplicateDeliveries != 0 {
+			t.Errorf("simulator after takeover: %s; want the 15 un-acked tokens", describe(st))
+		}
+		// The previous holder's invalid tokens are reported again.
+		recs := feedback.next(t, 4, 5*time.Second, func(rec *kgo.Record) bool {
+			var fb wire.Feedback
+			return wire.Decode(rec.Value, &fb) == nil && fb.Campaign == id
+		})
+		got := map[string]string{}
+		for _, rec := range recs {
+			var fb wire.Feedback
+			_ = wire.Decode(rec.Value, &fb)
+			got[fb.Token] = fb.Reason
+		}
+		if len(recs) != 3 {
+			t.Errorf("%d feedback records for the taken-over batch, want 3", len(recs))
+		}
+		for i := range 3 {
+			if tok := b.Tokens[i].Token; got[tok] != "invalid_before_takeover" {
+				t.Errorf("token %d: feedback reason %q, want invalid_before_takeover", i, got[tok])
+			}
+		}
+	})
+
 	t.Run("ready heartbeat on the status topic", func(t *testing.T) {
 		status := e.reader(t, e.cfg.Topics.Status)
 		want := map[string]bool{
