@@ -189,6 +189,19 @@ func makeBatches(campaignID string, p push.Platform, n, size int, special func(s
 
 // produceBatches writes batches to their send topic with fire headers, as
 // the fanout does.
+// deadHolder claims b for fire as a holder that stores answers (the value
+// of guard.Ack) and dies: its one-second lease lets a sender take over.
+func (e *env) deadHolder(t testing.TB, b *wire.Batch, fire wire.Fire, answers []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if st, err := e.g.Claim(ctx, b.Key(), fire.ID, "dead-holder", time.Second); err != nil || st != guard.ClaimOK {
+		t.Fatalf("fake holder claim: %v %v", st, err)
+	}
+	if err := e.g.Ack(ctx, b.Key(), fire.ID, "dead-holder", answers); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e *env) produceBatches(t testing.TB, fire wire.Fire, batches []*wire.Batch) {
 	t.Helper()
 	if err := e.prod.ProduceSync(context.Background(), e.sendRecords(t, fire, batches)...).FirstErr(); err != nil {
