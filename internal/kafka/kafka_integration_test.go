@@ -141,6 +141,69 @@ func TestProduceConsumeTransactional(t *testing.T) {
 	}
 }
 
+// TestWaitReadable: after a transaction over every partition of a topic is
+// committed and WaitReadable returned, a read_committed snapshot holds every
+// record. (Kafka answers EndTxn before the markers are written; without the
+// wait, the snapshot can stop short in some partitions.)
+func TestWaitReadable(t *testing.T) {
+	cfg := testenv.Config(t)
+	testenv.Topics(t, cfg)
+	ctx := testenv.Context(t, 2*time.Minute)
+	topic := cfg.Topics.Batches
+	adm := testenv.Admin(t, cfg)
+	tds, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := int32(len(tds[topic].Partitions))
+	txn := testenv.Client(t, cfg, kgo.TransactionalID(cfg.Fanout.TransactionalID+"-wait"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	opts, _ := kafka.Opts(cfg)
+	for round := range 5 {
+		var w kafka.Written
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{}
+		for p := range parts {
+			v := fmt.Sprintf("wait-%s-r%d-p%d", testenv.ID(), round, p)
+			want[v] = true
+			txn.Produce(ctx, &kgo.Record{Topic: topic, Partition: p, Key: []byte(v), Value: []byte(v)},
+				func(r *kgo.Record, err error) {
+					if err == nil {
+						w.Note(r)
+					}
+				})
+		}
+		if err := txn.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WaitReadable(ctx, adm); err != nil {
+			t.Fatal(err)
+		}
+		ends, err := kafka.SnapshotEnds(ctx, adm, topic, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make(chan string, 4096)
+		if err := kafka.ReadSnapshot(ctx, opts, topic, ends, func(r *kgo.Record) error {
+			if want[string(r.Value)] {
+				seen <- string(r.Value)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		close(seen)
+		if n := len(seen); n != len(want) {
+			t.Fatalf("round %d: snapshot after WaitReadable holds %d of the %d committed records", round, n, len(want))
+		}
+	}
+}
+
 // TestRedisSetNX exercises the primitive every guard is built on.
 func TestRedisSetNX(t *testing.T) {
 	cfg := testenv.Config(t)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -169,4 +170,75 @@ func ReadSnapshot(ctx context.Context, base []kgo.Opt, topic string, ends Snapsh
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// Written records the last offset a producer wrote per topic and partition
+// (Note from the produce promises); WaitReadable uses it after a commit.
+type Written struct {
+	mu   sync.Mutex
+	last map[string]map[int32]int64
+}
+
+// Note records r's offset; call it from a produce promise on success.
+func (w *Written) Note(r *kgo.Record) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.last == nil {
+		w.last = map[string]map[int32]int64{}
+	}
+	ps := w.last[r.Topic]
+	if ps == nil {
+		ps = map[int32]int64{}
+		w.last[r.Topic] = ps
+	}
+	if o, ok := ps[r.Partition]; !ok || r.Offset > o {
+		ps[r.Partition] = r.Offset
+	}
+}
+
+// WaitReadable waits until a read_committed reader can read every offset
+// noted in w: each partition's last stable offset is past the last record
+// written there. Kafka answers EndTxn before the commit markers are written,
+// so right after a commit a read_committed reader can still miss some
+// partitions of the transaction. It polls every 10 ms until ctx is done.
+func (w *Written) WaitReadable(ctx context.Context, adm *kadm.Client) error {
+	w.mu.Lock()
+	topics := make([]string, 0, len(w.last))
+	for t := range w.last {
+		topics = append(topics, t)
+	}
+	w.mu.Unlock()
+	if len(topics) == 0 {
+		return nil
+	}
+	for {
+		lo, err := adm.ListCommittedOffsets(ctx, topics...)
+		if err == nil {
+			err = lo.Error()
+		}
+		if err == nil && w.readable(lo) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("kafka: waiting for committed records to be readable: %w (last error: %v)", ctx.Err(), err)
+			}
+			return fmt.Errorf("kafka: waiting for committed records to be readable: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (w *Written) readable(lo kadm.ListedOffsets) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for t, ps := range w.last {
+		for p, last := range ps {
+			if o, ok := lo.Lookup(t, p); !ok || o.Offset <= last {
+				return false
+			}
+		}
+	}
+	return true
 }

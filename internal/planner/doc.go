@@ -30,6 +30,10 @@
 // fanout, owlctl) see the old plan or the new one, never half a plan; an
 // aborted plan leaves no rejects either. The transactional id is one per
 // campaign, so a second planner of the same campaign fences the first.
+// Kafka answers the commit before its markers are written, so Plan returns
+// only once every partition it wrote is readable read_committed
+// (kafka.Written.WaitReadable, at most 10 s, then a warning): a prepare
+// issued right after Plan finds the whole plan.
 //
 // Decoding uses a strict fast path for the plain JSON shape data tools write
 // (fastAudience) and falls back to wire.DecodeAudience for anything else;

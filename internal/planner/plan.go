@@ -105,6 +105,7 @@ type planRun struct {
 
 	errMu    sync.Mutex
 	firstErr error
+	offsets  kafka.Written // last offset written per partition, for WaitReadable
 }
 
 func (r *planRun) snapshot() Progress {
@@ -116,6 +117,10 @@ func (r *planRun) snapshot() Progress {
 	}
 	return p
 }
+
+// readableWait bounds Plan's wait, after the commit, for its records to be
+// readable read_committed (usually milliseconds; see kafka.Written).
+const readableWait = 10 * time.Second
 
 func (r *planRun) fail(err error) {
 	r.errMu.Lock()
@@ -131,10 +136,12 @@ func (r *planRun) err() error {
 	return r.firstErr
 }
 
-func (r *planRun) promise(_ *kgo.Record, err error) {
+func (r *planRun) promise(rec *kgo.Record, err error) {
 	if err != nil {
 		r.fail(err)
+		return
 	}
+	r.offsets.Note(rec)
 }
 
 // iosEnt and andEnt are one planned token; loc indexes the partition's
@@ -313,6 +320,15 @@ func (r *planRun) plan(ctx context.Context) (*wire.Manifest, error) {
 		return nil, fmt.Errorf("commit plan transaction: %w", err)
 	}
 	committed = true
+	// Return only once readers see the whole plan: a prepare (or anything
+	// reading the batches and the manifest read_committed) right after Plan
+	// must not find it half there. The commit stands either way.
+	wctx, cancel := context.WithTimeout(ctx, readableWait)
+	err = r.offsets.WaitReadable(wctx, s.adm)
+	cancel()
+	if err != nil {
+		s.log.Warn("plan committed but not readable everywhere yet", "campaign", r.id, "err", err)
+	}
 
 	mt := s.m
 	mt.records.WithLabelValues("planned").Add(float64(m.Tokens()))
