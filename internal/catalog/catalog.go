@@ -116,6 +116,10 @@ func (c *Catalog) createOnce(ctx context.Context, id string, value []byte, retry
 	}
 	rec := &kgo.Record{Topic: c.cfg.Topics.Campaigns, Key: []byte(id), Value: value}
 	perr := txn.ProduceSync(ctx, rec).FirstErr()
+	var written kafka.Written
+	if perr == nil {
+		written.Note(rec)
+	}
 	commit := kgo.TryCommit
 	if perr != nil {
 		commit = kgo.TryAbort
@@ -129,29 +133,15 @@ func (c *Catalog) createOnce(ctx context.Context, id string, value []byte, retry
 	case eerr != nil:
 		return fmt.Errorf("%w: %s: %w", errUnknownOutcome, id, eerr)
 	}
-	return c.awaitVisible(ctx, id)
-}
-
-// awaitVisible waits until a committed campaign record is readable: EndTxn
-// answers before the broker has written the commit markers, and until then
-// read_committed readers (the planner, the control service, the stages)
-// would not find the campaign just created.
-func (c *Catalog) awaitVisible(ctx context.Context, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// EndTxn answers before the broker has written the commit markers; until
+	// then read_committed readers (the planner, the control service, the
+	// stages) would not find the campaign just created.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for {
-		all, err := c.latest(ctx, c.cfg.Topics.Campaigns)
-		if err == nil {
-			if _, ok := all[id]; ok {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("catalog: create %s: committed, but not readable yet: %w", id, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := written.WaitReadable(wctx, c.adm); err != nil {
+		return fmt.Errorf("catalog: create %s: committed, but not readable yet: %w", id, err)
 	}
+	return nil
 }
 
 func fencedErr(err error) bool {
