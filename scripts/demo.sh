@@ -104,8 +104,11 @@ say "stages: planner, fanout x2, sender ios, sender android, control API"
 start planner OWLPOST_INSTANCE_ID=planner-1 OWLPOST_METRICS_ADDR=127.0.0.1:9101 bin/planner
 start fanout-1 OWLPOST_INSTANCE_ID=fanout-1 OWLPOST_METRICS_ADDR=127.0.0.1:9102 bin/fanout
 start fanout-2 OWLPOST_INSTANCE_ID=fanout-2 OWLPOST_METRICS_ADDR=127.0.0.1:9103 bin/fanout
-start sender-ios OWLPOST_INSTANCE_ID=sender-ios-1 OWLPOST_SENDER_PLATFORM=ios OWLPOST_METRICS_ADDR=127.0.0.1:9104 bin/sender
-start sender-android OWLPOST_INSTANCE_ID=sender-android-1 OWLPOST_SENDER_PLATFORM=android OWLPOST_METRICS_ADDR=127.0.0.1:9105 bin/sender
+# The senders' runtime settings, as in the bench (BENCHMARKS.md, "runtime settings"):
+# stacks kept across GCs, and half the cores each, as a CPU limit would give them.
+SENDER_RT=(GODEBUG=gcshrinkstackoff=1 "GOMAXPROCS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))")
+start sender-ios "${SENDER_RT[@]}" OWLPOST_INSTANCE_ID=sender-ios-1 OWLPOST_SENDER_PLATFORM=ios OWLPOST_METRICS_ADDR=127.0.0.1:9104 bin/sender
+start sender-android "${SENDER_RT[@]}" OWLPOST_INSTANCE_ID=sender-android-1 OWLPOST_SENDER_PLATFORM=android OWLPOST_METRICS_ADDR=127.0.0.1:9105 bin/sender
 start control OWLPOST_INSTANCE_ID=control-1 OWLPOST_METRICS_ADDR=127.0.0.1:9106 bin/owlctl serve
 sleep 2
 check_alive

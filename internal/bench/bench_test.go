@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"no rounds", func(o *Options) { o.Rounds = 0 }, false},
 		{"too many per call", func(o *Options) { o.FCMPerCall = 501 }, false},
 		{"share", func(o *Options) { o.IOSShare = 1.5 }, false},
+		{"sender GOMAXPROCS left to Go", func(o *Options) { o.SenderProcs = 0 }, true},
+		{"negative sender GOMAXPROCS", func(o *Options) { o.SenderProcs = -1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := DefaultOptions()
@@ -178,5 +181,54 @@ func TestTokensMatchNoSimulatorPattern(t *testing.T) {
 		if len(f) < 100 || strings.ToLower(f) != f {
 			t.Errorf("fcm token %q", f)
 		}
+	}
+}
+
+func TestWithStackShrinkOff(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want string // the GODEBUG entry of the result
+		add  bool
+	}{
+		{"absent", []string{"A=1"}, "GODEBUG=" + StackShrinkOff, true},
+		{"other settings kept", []string{"GODEBUG=madvdontneed=1", "A=1"}, "GODEBUG=madvdontneed=1," + StackShrinkOff, true},
+		{"already set", []string{"GODEBUG=x=1," + StackShrinkOff}, "GODEBUG=x=1," + StackShrinkOff, false},
+		{"set to something else", []string{"GODEBUG=gcshrinkstackoff=0"}, "GODEBUG=gcshrinkstackoff=0," + StackShrinkOff, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, added := withStackShrinkOff(tc.in)
+			if added != tc.add {
+				t.Errorf("added = %v, want %v", added, tc.add)
+			}
+			split := func(env []string) (debug, rest []string) {
+				for _, kv := range env {
+					if strings.HasPrefix(kv, "GODEBUG=") {
+						debug = append(debug, kv)
+					} else {
+						rest = append(rest, kv)
+					}
+				}
+				return debug, rest
+			}
+			got, rest := split(out)
+			if len(got) != 1 || got[0] != tc.want {
+				t.Errorf("GODEBUG entries %q, want [%q]", got, tc.want)
+			}
+			if _, want := split(tc.in); !slices.Equal(rest, want) {
+				t.Errorf("other entries %q, want %q", rest, want)
+			}
+		})
+	}
+	o := DefaultOptions()
+	if o.SenderProcs < 1 {
+		t.Fatalf("default sender GOMAXPROCS %d", o.SenderProcs)
+	}
+	if env := o.senderProcsEnv(); len(env) != 1 || env[0] != fmt.Sprintf("GOMAXPROCS=%d", o.SenderProcs) {
+		t.Errorf("senderProcsEnv() = %q", env)
+	}
+	o.SenderProcs = 0
+	if env := o.senderProcsEnv(); len(env) != 0 {
+		t.Errorf("SenderProcs 0: senderProcsEnv() = %q, want none", env)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -110,10 +111,11 @@ func (e *Entry) WriteMarkdown(w io.Writer) {
 		e.Machine.CPUs, e.Machine.CPUModel, e.Machine.MemTotal, e.Machine.Kernel, e.Machine.Load, e.Options.Rounds)
 	fmt.Fprintf(w, "Versions: %s.\n\n", strings.Join(e.Versions, ", "))
 	fmt.Fprintf(w, "Phases: %s; raw N=%d (apns2: %d clients x %d goroutines; firebase: %d tokens per "+
-		"SendEachForMulticast, %d in flight); sender N=%d per platform; pipeline %d tokens (%.0f%% iOS), %d fanouts.\n\n",
+		"SendEachForMulticast, %d in flight); sender N=%d per platform; pipeline %d tokens (%.0f%% iOS), %d fanouts, "+
+		"senders at GOMAXPROCS=%s. Every Go process with GODEBUG=%s.\n\n",
 		strings.Join(e.Options.Phases, ","), e.Options.RawN, e.Options.APNsClients, e.Options.APNsWorkers,
 		e.Options.FCMPerCall, e.Options.FCMInFlight, e.Options.SenderN, e.Options.Tokens, 100*e.Options.IOSShare,
-		e.Options.Fanouts)
+		e.Options.Fanouts, procsText(e.Options.SenderProcs), StackShrinkOff)
 	e.Results.WriteMarkdown(w, Ratios())
 	if len(e.Failures) > 0 {
 		fmt.Fprintln(w, "\nFailed phase runs (not in the medians):")
@@ -157,4 +159,12 @@ func AppendEntry(path string, e *Entry) error {
 		return fmt.Errorf("bench: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// procsText renders Options.SenderProcs.
+func procsText(n int) string {
+	if n <= 0 {
+		return "Go's default"
+	}
+	return strconv.Itoa(n)
 }

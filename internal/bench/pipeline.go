@@ -62,10 +62,10 @@ func runPipeline(ctx context.Context, cfg *config.Config, o Options, dir string,
 			return nil, err
 		}
 	}
-	if err := start("sender-ios", "sender", "OWLPOST_SENDER_PLATFORM=ios"); err != nil {
+	if err := start("sender-ios", "sender", append(o.senderProcsEnv(), "OWLPOST_SENDER_PLATFORM=ios")...); err != nil {
 		return nil, err
 	}
-	if err := start("sender-android", "sender", "OWLPOST_SENDER_PLATFORM=android"); err != nil {
+	if err := start("sender-android", "sender", append(o.senderProcsEnv(), "OWLPOST_SENDER_PLATFORM=android")...); err != nil {
 		return nil, err
 	}
 	for _, st := range stages {

@@ -38,6 +38,11 @@ type Options struct {
 	Tokens   int     // pipeline audience size
 	IOSShare float64 // share of iOS tokens in the pipeline audience
 	Fanouts  int     // fanout processes in the pipeline
+	// SenderProcs is GOMAXPROCS of each sender in the pipeline phase (0:
+	// Go's default, every core). The two senders share the machine there,
+	// as two pods with a CPU limit each would share a node; see
+	// DefaultSenderProcs.
+	SenderProcs int
 
 	RunID        string        // names this invocation's topics, groups and campaigns (default: the time)
 	BinDir       string        // where pushsim, planner, fanout, sender, owlctl are
@@ -57,7 +62,7 @@ func DefaultOptions() Options {
 	return Options{
 		Phases: []string{PhaseRaw, PhaseSender, PhasePipeline}, Rounds: 3,
 		RawN: 200_000, APNsClients: 4, APNsWorkers: 1000, FCMPerCall: 250, FCMInFlight: 4,
-		SenderN: 200_000, Tokens: 1_000_000, IOSShare: 0.6, Fanouts: 2,
+		SenderN: 200_000, Tokens: 1_000_000, IOSShare: 0.6, Fanouts: 2, SenderProcs: DefaultSenderProcs(),
 		BinDir: "bin", StateDir: stateDir(), PhaseTimeout: 15 * time.Minute,
 	}
 }
@@ -90,6 +95,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Fanouts < 1 {
 		errs = append(errs, errors.New("bench: fanouts must be >= 1"))
+	}
+	if o.SenderProcs < 0 {
+		errs = append(errs, errors.New("bench: sender GOMAXPROCS must be >= 0"))
 	}
 	return errors.Join(errs...)
 }

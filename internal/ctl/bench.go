@@ -31,6 +31,7 @@ func benchCommand() Command {
 			fs.Int("tokens", d.Tokens, "pipeline audience size")
 			fs.Float64("ios-share", d.IOSShare, "share of iOS tokens in the pipeline audience")
 			fs.Int("fanouts", d.Fanouts, "fanout processes in the pipeline phase")
+			fs.Int("sender-procs", d.SenderProcs, "GOMAXPROCS of each sender in the pipeline phase (0 = Go's default, every core)")
 			fs.String("bin", d.BinDir, "directory holding pushsim, planner, fanout, sender and owlctl")
 			fs.String("out", "", "directory for logs and configs (default bench-out/<time>)")
 			fs.Duration("phase-timeout", d.PhaseTimeout, "bound on one phase run")
@@ -58,6 +59,7 @@ func benchCommand() Command {
 			o.Tokens, _ = fs.GetInt("tokens")
 			o.IOSShare, _ = fs.GetFloat64("ios-share")
 			o.Fanouts, _ = fs.GetInt("fanouts")
+			o.SenderProcs, _ = fs.GetInt("sender-procs")
 			o.BinDir, _ = fs.GetString("bin")
 			o.PhaseTimeout, _ = fs.GetDuration("phase-timeout")
 			o.OutDir, _ = fs.GetString("out")
@@ -68,6 +70,10 @@ func benchCommand() Command {
 			}
 			if err := o.Validate(); err != nil {
 				return usageErr("%v", err)
+			}
+			// Before anything starts: the runtime reads GODEBUG only then.
+			if err := bench.ReexecWithStackShrinkOff(); err != nil {
+				return err
 			}
 			m := bench.ReadMachine()
 			res, runErr := bench.Run(ctx, cfg, o, env.Err)
