@@ -18,7 +18,10 @@ type Job interface{ Work() }
 // grows it through the JSON, HTTP/2, HPACK and TLS write path every time: in
 // CPU profiles of the senders under load, runtime.copystack alone was 18%
 // (APNs, a goroutine per token) and 14% (FCM, firebase's 50 goroutines per
-// SendEach call) of the process. A worker grows its stack once.
+// SendEach call) of the process. A worker grows its stack once, as long as
+// the GC does not shrink it while the worker waits on its shallow select:
+// the senders run with GODEBUG=gcshrinkstackoff=1 for that (deploy/,
+// scripts/demo.sh, the bench; BENCHMARKS.md, "runtime settings").
 //
 // The pool is elastic, not a cap: when no worker is idle, Run starts a new
 // one, so concurrency stays what the adapter asks for. The adapters are its
