@@ -78,24 +78,14 @@ type rawLoad struct {
 // time and this process's CPU time, and checks the simulator's count for
 // campaign (the apns-collapse-id).
 func RawAPNs(ctx context.Context, sim *Sim, o RawAPNsOptions, campaign string) (Metrics, error) {
-	l, err := prepareRawAPNs(ctx, sim, o, campaign)
-	if err != nil {
-		return nil, err
-	}
-	defer l.close()
-	return measureRaw(ctx, sim, "raw.apns", l)
+	return runLoads(ctx, sim, "raw.apns", func() (*rawLoad, error) { return prepareRawAPNs(ctx, sim, o, campaign) })
 }
 
 // RawFCM sends o.N messages with firebase messaging alone
 // (SendEachForMulticast), measuring like RawAPNs; campaign is the Android
 // collapse key.
 func RawFCM(ctx context.Context, sim *Sim, o RawFCMOptions, campaign string) (Metrics, error) {
-	l, err := prepareRawFCM(ctx, sim, o, campaign)
-	if err != nil {
-		return nil, err
-	}
-	defer l.close()
-	return measureRaw(ctx, sim, "raw.fcm", l)
+	return runLoads(ctx, sim, "raw.fcm", func() (*rawLoad, error) { return prepareRawFCM(ctx, sim, o, campaign) })
 }
 
 // RawBoth sends n notifications, iosShare of them with apns2 and the rest
@@ -107,27 +97,33 @@ func RawBoth(ctx context.Context, sim *Sim, ao RawAPNsOptions, fo RawFCMOptions,
 	campaign string) (Metrics, error) {
 	ao.N = int(float64(n)*iosShare + 0.5)
 	fo.N = n - ao.N
+	var prepare []func() (*rawLoad, error)
+	if ao.N > 0 {
+		prepare = append(prepare, func() (*rawLoad, error) { return prepareRawAPNs(ctx, sim, ao, campaign+"-apns") })
+	}
+	if fo.N > 0 {
+		prepare = append(prepare, func() (*rawLoad, error) { return prepareRawFCM(ctx, sim, fo, campaign+"-fcm") })
+	}
+	return runLoads(ctx, sim, "raw.both", prepare...)
+}
+
+// runLoads prepares each load in turn, measures them all at once with
+// measureRaw under prefix, and closes them.
+func runLoads(ctx context.Context, sim *Sim, prefix string, prepare ...func() (*rawLoad, error)) (Metrics, error) {
 	var loads []*rawLoad
 	defer func() {
 		for _, l := range loads {
 			l.close()
 		}
 	}()
-	if ao.N > 0 {
-		l, err := prepareRawAPNs(ctx, sim, ao, campaign+"-apns")
+	for _, p := range prepare {
+		l, err := p()
 		if err != nil {
 			return nil, err
 		}
 		loads = append(loads, l)
 	}
-	if fo.N > 0 {
-		l, err := prepareRawFCM(ctx, sim, fo, campaign+"-fcm")
-		if err != nil {
-			return nil, err
-		}
-		loads = append(loads, l)
-	}
-	return measureRaw(ctx, sim, "raw.both", loads...)
+	return measureRaw(ctx, sim, prefix, loads...)
 }
 
 // measureRaw runs loads at the same time and measures them as one: wall
