@@ -85,6 +85,7 @@ func run(name string, build func(env *Env) (Stage, error)) error {
 		return fmt.Errorf("config: log_level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log) // the Kafka clients' own log lines go here too (internal/kafka)
 	log.Info(name+" starting", "config", cfg.String())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

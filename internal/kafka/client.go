@@ -15,7 +15,8 @@ import (
 )
 
 // Opts returns the connection options for cfg: seeds, client id, dial
-// timeout, TLS and SASL, and no producer linger. Stages add their own
+// timeout, TLS and SASL, no producer linger, and franz-go's own log lines
+// into slog at cfg.LogLevel (see clientLogger). Stages add their own
 // producer/consumer options.
 //
 // franz-go lingers 10 ms by default before sending a record that is not
@@ -30,6 +31,7 @@ func Opts(cfg *config.Config) ([]kgo.Opt, error) {
 		kgo.ClientID(k.ClientID),
 		kgo.DialTimeout(k.DialTimeout),
 		kgo.ProducerLinger(0),
+		kgo.WithLogger(newClientLogger(cfg.LogLevel)),
 	}
 	if k.TLS.Enabled {
 		tc, err := TLSConfig(k.TLS)

@@ -1,0 +1,49 @@
+package kafka
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// clientLogger passes franz-go's own log lines (connection failures,
+// retries, group and transaction trouble) to slog's default logger, which
+// the daemons point at their log. franz-go logs every transaction at info,
+// so below debug only its warnings and errors pass; log_level debug passes
+// everything, request by request (verbose: for tracing, not for a launch).
+// franz-go does not log credentials.
+type clientLogger struct{ level kgo.LogLevel }
+
+func newClientLogger(logLevel string) clientLogger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(logLevel)); err != nil {
+		l = slog.LevelInfo
+	}
+	switch {
+	case l <= slog.LevelDebug:
+		return clientLogger{kgo.LogLevelDebug}
+	case l <= slog.LevelWarn:
+		return clientLogger{kgo.LogLevelWarn}
+	default:
+		return clientLogger{kgo.LogLevelError}
+	}
+}
+
+func (c clientLogger) Level() kgo.LogLevel { return c.level }
+
+func (c clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	if level > c.level || level == kgo.LogLevelNone {
+		return
+	}
+	sl := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		sl = slog.LevelError
+	case kgo.LogLevelWarn:
+		sl = slog.LevelWarn
+	case kgo.LogLevelInfo:
+		sl = slog.LevelInfo
+	}
+	slog.Default().Log(context.Background(), sl, "kafka client: "+msg, keyvals...)
+}
