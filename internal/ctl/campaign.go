@@ -250,7 +250,7 @@ func listCampaigns(ctx context.Context, env *Env, cat *catalog.Catalog, asJSON b
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(rows) == 0 {
+	if len(rows) == 0 && listErr == nil { // an unreadable catalog is not an empty one
 		fmt.Fprintln(env.Out, "no campaigns (owlctl campaign create FILE)")
 	}
 	return listErr
