@@ -3,27 +3,21 @@ package ctl
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/e2e"
 	"github.com/owlpost/owlpost/internal/kafka"
 )
 
 // TestListUnreachableKafka: with no broker to read the catalog from, the
 // list fails with the reason and does not claim there are no campaigns.
 func TestListUnreachableKafka(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	cfg := config.Default()
-	cfg.Kafka.Brokers = []string{addr}
+	cfg.Kafka.Brokers = []string{e2e.FreeAddr(t)} // nothing listens there
 	cl, err := kafka.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)

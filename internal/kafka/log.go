@@ -32,10 +32,8 @@ func newClientLogger(logLevel string) clientLogger {
 
 func (c clientLogger) Level() kgo.LogLevel { return c.level }
 
+// Log is only called for levels up to Level (franz-go checks).
 func (c clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	if level > c.level || level == kgo.LogLevelNone {
-		return
-	}
 	sl := slog.LevelDebug
 	switch level {
 	case kgo.LogLevelError:

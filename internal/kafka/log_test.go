@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/e2e"
 	"github.com/owlpost/owlpost/internal/kafka"
 )
 
@@ -36,12 +36,7 @@ func (s *syncBuffer) String() string {
 // and returns what reached slog's default logger.
 func pingDeadBroker(t *testing.T, logLevel string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := e2e.FreeAddr(t) // nothing listens there
 
 	var buf syncBuffer
 	prev := slog.Default()
