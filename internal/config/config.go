@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"reflect"
@@ -31,6 +32,15 @@ type Config struct {
 	Control    ControlConfig `mapstructure:"control"`
 	Metrics    MetricsConfig `mapstructure:"metrics"`
 	LogLevel   string        `mapstructure:"log_level"`
+}
+
+// SlogLevel is log_level as a slog level (debug, info, warn, error).
+func (c *Config) SlogLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return l, fmt.Errorf("config: log_level: %w", err)
+	}
+	return l, nil
 }
 
 // TLSConfig is a client TLS setup shared by Kafka and Redis.

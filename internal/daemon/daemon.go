@@ -80,9 +80,9 @@ func run(name string, build func(env *Env) (Stage, error)) error {
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("config: log_level: %w", err)
+	level, err := cfg.SlogLevel()
+	if err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log) // the Kafka clients' own log lines go here too (internal/kafka)

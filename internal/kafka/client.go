@@ -31,7 +31,7 @@ func Opts(cfg *config.Config) ([]kgo.Opt, error) {
 		kgo.ClientID(k.ClientID),
 		kgo.DialTimeout(k.DialTimeout),
 		kgo.ProducerLinger(0),
-		kgo.WithLogger(newClientLogger(cfg.LogLevel)),
+		kgo.WithLogger(newClientLogger(cfg)),
 	}
 	if k.TLS.Enabled {
 		tc, err := TLSConfig(k.TLS)

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/owlpost/owlpost/internal/config"
 )
 
 // clientLogger passes franz-go's own log lines (connection failures,
@@ -15,10 +17,10 @@ import (
 // franz-go does not log credentials.
 type clientLogger struct{ level kgo.LogLevel }
 
-func newClientLogger(logLevel string) clientLogger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(logLevel)); err != nil {
-		l = slog.LevelInfo
+func newClientLogger(cfg *config.Config) clientLogger {
+	l, err := cfg.SlogLevel()
+	if err != nil {
+		l = slog.LevelInfo // the daemons refuse such a config before this
 	}
 	switch {
 	case l <= slog.LevelDebug:
