@@ -43,7 +43,8 @@ demo:
 
 # Benchmark (issue 8): raw apns2/firebase baselines, the sender alone and the
 # whole pipeline against the push simulator, interleaved, medians of 3 rounds;
-# prints a table and appends a dated entry to BENCHMARKS.md. Pass flags with
+# prints a table and appends a dated entry to docs/bench-log.md (BENCHMARKS.md
+# holds the current figures, edited by hand). Pass flags with
 # BENCH_ARGS, e.g. make bench BENCH_ARGS="--phases raw --rounds 5" (see
 # bin/owlctl bench --help).
 BENCH_ARGS ?=

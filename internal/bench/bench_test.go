@@ -87,11 +87,9 @@ func TestAppendEntry(t *testing.T) {
 		// wantOrder lists substrings that must appear in this order.
 		wantOrder []string
 	}{
-		{"new file", "", []string{"# owlpost benchmarks", runsHeading, "### 2026-01-02", "### 2026-01-03"}},
-		{"others' sections stay before", "# B\n\n## Method\n\ntext\n", []string{"## Method", "text", runsHeading,
-			"### 2026-01-02", "### 2026-01-03"}},
-		{"a section after the runs stays after them", "# B\n\n" + runsHeading + "\n\n### old\n\n## Sender\n\ns\n",
-			[]string{runsHeading, "### old", "### 2026-01-02", "### 2026-01-03", "## Sender", "s\n"}},
+		{"new file", "", []string{logHeader, "\n### 2026-01-02", "\n### 2026-01-03"}},
+		{"earlier entries stay before", "# log\n\n### old\n\ntext\n", []string{"# log\n\n### old\n\ntext\n",
+			"\n### 2026-01-02", "\n### 2026-01-03"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "B.md")
@@ -114,8 +112,8 @@ func TestAppendEntry(t *testing.T) {
 				}
 				at += i + len(w)
 			}
-			if strings.Count(doc, runsHeading) != 1 {
-				t.Fatalf("runs heading repeated:\n%s", doc)
+			if strings.Count(doc, "# owlpost bench log") > 1 {
+				t.Fatalf("header repeated:\n%s", doc)
 			}
 		})
 	}

@@ -5,8 +5,9 @@
 // in this process), the sender stage alone on
 // pre-filled send topics (phase sender), and the whole pipeline as separate
 // processes, audience to last accepted notification (phase pipeline), then
-// prints a table with the ratios stage/raw and appends a dated entry to
-// BENCHMARKS.md. BENCHMARKS.md "Method" says exactly what each figure is.
+// prints a table with the ratios stage/raw and appends a dated entry to the
+// bench log, docs/bench-log.md (--log). BENCHMARKS.md "Method" says exactly
+// what each figure is; its current figures are taken from that log by hand.
 //
 // Every phase run is self-contained: it starts its own simulator process
 // (Sim) on free loopback ports with generated credentials, creates its own

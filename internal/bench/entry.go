@@ -87,7 +87,7 @@ func Versions(devstackScript string) []string {
 	return append(out, kafka)
 }
 
-// Entry is one dated record of a bench run for BENCHMARKS.md.
+// Entry is one dated record of a bench run for the bench log (docs/bench-log.md).
 type Entry struct {
 	When     time.Time
 	Command  string
@@ -99,8 +99,8 @@ type Entry struct {
 	Notes    []string
 }
 
-// runsHeading is the BENCHMARKS.md section the bench appends to.
-const runsHeading = "## Runs (appended by `owlctl bench`)"
+// logHeader starts a bench log that does not exist yet.
+const logHeader = "# owlpost bench log\n\nDated `owlctl bench` runs, oldest first; each run appends one entry.\n"
 
 // WriteMarkdown renders the entry.
 func (e *Entry) WriteMarkdown(w io.Writer) {
@@ -126,36 +126,26 @@ func (e *Entry) WriteMarkdown(w io.Writer) {
 	for _, n := range e.Notes {
 		fmt.Fprintf(w, "\n%s\n", n)
 	}
-	fmt.Fprintln(w)
 }
 
-// AppendEntry adds e at the end of the runs section of the Markdown file at
-// path (creating the section, or the file, when missing); the other
-// sections are left as they are.
+// AppendEntry adds e at the end of the Markdown log at path, creating the
+// file with a header when it is missing; what is already there is kept.
 func AppendEntry(path string, e *Entry) error {
 	var buf bytes.Buffer
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		buf.WriteString(logHeader)
+	}
+	buf.WriteString("\n")
 	e.WriteMarkdown(&buf)
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("bench: read %s: %w", path, err)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("bench: open %s: %w", path, err)
 	}
-	doc := string(old)
-	if doc == "" {
-		doc = "# owlpost benchmarks\n"
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: write %s: %w", path, err)
 	}
-	i := strings.Index(doc, runsHeading+"\n")
-	if i < 0 {
-		doc = strings.TrimRight(doc, "\n") + "\n\n" + runsHeading + "\n\n" + buf.String()
-	} else {
-		// Insert before the next level-2 heading after the runs section, or at the end.
-		rest := doc[i+len(runsHeading)+1:]
-		end := len(doc)
-		if j := strings.Index(rest, "\n## "); j >= 0 {
-			end = i + len(runsHeading) + 1 + j + 1
-		}
-		doc = strings.TrimRight(doc[:end], "\n") + "\n\n" + buf.String() + doc[end:]
-	}
-	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("bench: write %s: %w", path, err)
 	}
 	return nil

@@ -35,7 +35,7 @@ func benchCommand() Command {
 			fs.String("bin", d.BinDir, "directory holding pushsim, planner, fanout, sender and owlctl")
 			fs.String("out", "", "directory for logs and configs (default bench-out/<time>)")
 			fs.Duration("phase-timeout", d.PhaseTimeout, "bound on one phase run")
-			fs.String("benchmarks", "BENCHMARKS.md", "Markdown file to append a dated entry to (\"\" = none)")
+			fs.String("log", "docs/bench-log.md", "Markdown log to append a dated entry to (\"\" = none)")
 			fs.StringArray("note", nil, "a sentence to add to the entry (repeatable)")
 			fs.String("cpuprofile", "", "write CPU profiles of the in-process raw library runs to this directory")
 		},
@@ -81,7 +81,7 @@ func benchCommand() Command {
 			if err := res.WriteTable(env.Out, bench.Ratios()); err != nil {
 				return err
 			}
-			path, _ := fs.GetString("benchmarks")
+			path, _ := fs.GetString("log")
 			if path != "" && len(res.Keys()) > 0 {
 				e := &bench.Entry{When: start, Command: "owlctl " + strings.Join(os.Args[1:], " "),
 					Machine: m, Versions: bench.Versions("scripts/devstack.sh"), Options: o, Results: res}
@@ -101,7 +101,8 @@ func benchCommand() Command {
 				if err := bench.AppendEntry(path, e); err != nil {
 					return err
 				}
-				fmt.Fprintf(env.Err, "bench: appended an entry to %s (logs in %s)\n", path, o.OutDir)
+				fmt.Fprintf(env.Err, "bench: appended an entry to %s (logs in %s); BENCHMARKS.md's current "+
+					"figures change only by hand\n", path, o.OutDir)
 			}
 			return runErr
 		},
