@@ -84,26 +84,17 @@
 // proportion to their counts (the i-th of nI iOS batches at (2i+1)/(2nI),
 // the a-th of nA Android batches at (2a+1)/(2nA), smaller first, iOS first
 // on a tie). It is a function of the held set alone, so a partition's next
-// owner counts the same way. Key order, used before, put every Android
-// batch of a partition ahead of its first iOS batch, and iOS senders idled
-// for seconds of a big release. (A release interrupted while instances of
-// both orders run, i.e. mid rolling upgrade, must be finished by one of
-// them: the marker does not say which order it counts in.) Send tasks are
-// produced uncompressed: device tokens are random hex or base64, which
-// snappy leaves at 100.0% of their size (measured on planner-shaped
-// batches), so compressing only cost CPU in the fanout, the broker and the
-// senders.
-// Measured on the 2-core dev machine (one instance, 4 partitions, 2,400 iOS
-// batches of 500 tokens = 1.2M tokens, 40 MB): about 1.0 s fire-to-released
-// with chunks of at most 16, 0.6 s with 64, 0.3-0.7 s with 256 (noisy: the
-// machine was shared). Release alone (TestReleaseThroughput -v,
-// OWLPOST_RELEASE_TOKENS=4000000: one instance, 4 partitions, no sender
-// running, planner-shaped batches): 4M tokens from fire to the last marker
-// in 0.85-1.5 s, 1M in 0.18-0.31 s. Trigger latency, trigger record
-// timestamp to the first send task visible to a read_committed consumer:
-// median 5.6 ms over 7 fires (TestTriggerLatency -v, after the produce
-// connection warm-up and the 1-batch first chunk; 9.5-15 ms before). Each
-// transaction also writes the progress marker of the partition to the status
+// owner counts the same way. Key order would put every Android batch of a
+// partition ahead of its first iOS batch and leave the iOS senders idle for
+// seconds of a big release. The marker does not say which order it counts
+// in, so a change of this order needs a release interrupted mid rolling
+// upgrade to be finished by instances of one order. Send tasks are produced
+// uncompressed: device tokens are random hex or base64, which snappy leaves
+// at 100.0% of their size, so compressing would only cost CPU in the
+// fanout, the broker and the senders. The chunk sizes were chosen by
+// measurement; TestReleaseThroughput and TestTriggerLatency (-v) print the
+// release rate and the trigger latency, and BENCHMARKS.md has the figures.
+// Each transaction also writes the progress marker of the partition to the status
 // topic, key MarkerKey = "C/release/F/p<partition>", value a wire.Status
 // with Role "release" and Released = batches committed so far. Records and
 // marker commit or abort together, so the marker is exactly the number of
@@ -133,11 +124,10 @@
 // Warm before GO: each partition's producer is initialised at assignment, and
 // while idle its worker re-opens the produce connection every 2 s
 // (EnsureProduceConnectionIsOpen; connections idle for 9 minutes are reaped,
-// below the broker's 10). Opening it at GO cost a dial plus an ApiVersions
-// round trip, 1-30 ms on the loaded bench machine. The send topics' metadata
-// is still loaded at the first release after a start (one Metadata round
-// trip, about 1 ms): franz-go loads a producing topic's metadata only when a
-// record for it is produced.
+// below the broker's 10), so the trigger's path has no dial and no
+// ApiVersions round trip. The send topics' metadata is still loaded at the
+// first release after a start (one Metadata round trip): franz-go loads a
+// producing topic's metadata only when a record for it is produced.
 //
 // Send tasks carry wire.FireHeaders(Fire{ID, Kind: fire, FiredAt: the
 // trigger's At, Deadline: its Deadline}). Metrics: trigger_seconds (trigger

@@ -33,7 +33,7 @@ const (
 	sessionTimeout = 10 * time.Second // how fast a killed instance's partitions move
 	txnTimeout     = 10 * time.Second // how long a dead instance's open transaction can block read_committed senders
 	firstChunk     = 1                // batches in the first transaction of a partition: the smallest, for trigger latency
-	maxChunk       = 256              // batches per transaction once under way (measured, see doc)
+	maxChunk       = 256              // batches per transaction once under way (chosen by measurement, see doc)
 	maxChunkBytes  = 8 << 20          // and at most this many bytes of batch values
 	maxTxnAttempts = 8
 	revokeWait     = 10 * time.Second

@@ -230,9 +230,8 @@ func (s *Stage) runPartition(p *partition) {
 }
 
 // warmProducer opens the producer's produce connection if it is not open.
-// franz-go opens it at the first produce, which at GO was a dial and an
-// ApiVersions round trip on the trigger's critical path (1-30 ms measured
-// on a loaded 2-core machine). Idle connections are reaped after
+// franz-go opens it at the first produce, which at GO would put a dial and
+// an ApiVersions round trip on the trigger's critical path. Idle connections are reaped after
 // producerIdle, so the worker repeats this every warmEvery while idle.
 func (s *Stage) warmProducer(p *partition) {
 	ctx, cancel := context.WithTimeout(p.ctx, warmEvery)

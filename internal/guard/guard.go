@@ -213,9 +213,8 @@ var scripts = []*redis.Script{fireScript, claimScript, renewScript, ackScript, d
 // script cache (a script run otherwise costs an extra round trip, EVALSHA
 // refused then EVAL, the first time after a Redis start or failover) and
 // opens up to conns pooled connections, at most half the pool (the first
-// operations of a burst otherwise each dial, which on a loaded machine took
-// 5-45 ms at GO). It is
-// cheap when everything is warm already, so callers repeat it while idle:
+// operations of a burst would otherwise each dial, on the path of the first
+// claims at GO). It is cheap when everything is warm already, so callers repeat it while idle:
 // go-redis closes connections idle for 30 minutes.
 func (g *Guard) Warm(ctx context.Context, conns int) error {
 	start := time.Now()

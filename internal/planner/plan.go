@@ -28,7 +28,8 @@ import (
 // batches topic is 4 MiB (kafka.Specs), other topics keep the broker's 1 MB.
 // The buffer bounds what the encoders may run ahead of the broker: eight
 // full record batches keep every request full, and more only adds to the
-// planner's peak memory (256 MiB was most of the 4M plan's writing phase).
+// planner's peak memory (a 256 MiB buffer would be most of a 4M plan's
+// writing phase).
 const (
 	batchesRecordBatchBytes = 4_000_000
 	otherRecordBatchBytes   = 1_000_000

@@ -15,10 +15,10 @@ type Job interface{ Work() }
 
 // Workers keeps the goroutines that talk to a provider alive from one batch
 // to the next. A fresh goroutine per request starts on a small stack and
-// grows it through the JSON, HTTP/2, HPACK and TLS write path every time: in
-// CPU profiles of the senders under load, runtime.copystack alone was 18%
-// (APNs, a goroutine per token) and 14% (FCM, firebase's 50 goroutines per
-// SendEach call) of the process. A worker grows its stack once, as long as
+// grows it through the JSON, HTTP/2, HPACK and TLS write path every time, and
+// that stack growth (runtime.copystack) is one of the largest items in the
+// senders' CPU profiles (BENCHMARKS.md, "Sender workers"). A worker grows its
+// stack once, as long as
 // the GC does not shrink it while the worker waits on its shallow select:
 // the senders run with GODEBUG=gcshrinkstackoff=1 for that (deploy/,
 // scripts/demo.sh, the bench; BENCHMARKS.md, "runtime settings").

@@ -9,11 +9,11 @@
 // The fanout writes send tasks in transactions (records plus its progress
 // marker). A read_committed consumer sees a committed transaction only once
 // the transaction coordinator has written the commit markers, after EndTxn
-// answers; on the 2-core bench with twelve first transactions committing at
-// once that took 30-45 ms (the broker's marker sender batches them), a
-// third of the time from GO to the first notification, and a killed
-// fanout's open transaction hid every later send task of its partitions for
-// up to the transaction timeout. Reading uncommitted removes both waits at
+// answers; the broker's marker sender batches the markers of concurrent
+// commits, so at GO, when every fanout partition commits its first
+// transaction at once, that wait is a large share of the time to the first
+// notification. A killed fanout's open transaction would also hide every
+// later send task of its partitions for up to the transaction timeout. Reading uncommitted removes both waits at
 // no cost to exactly-once: the batch guard (claim, done) is what makes a
 // send happen once, never the consumer's isolation level. The only records
 // read_uncommitted adds are those of aborted fanout transactions, which are
@@ -56,8 +56,8 @@
 //     invalid_before_takeover and failed_before_takeover (the provider's own
 //     reasons and answer times died with it), and its invalid tokens go to
 //     the feedback topic again, since it may have died before its feedback
-//     record was delivered. A value stored by an older sender (a bare
-//     answered bitmap) is counted accepted, as before.
+//     record was delivered. A bare answered bitmap (the value older senders
+//     stored) is counted accepted.
 //  4. Before each round: aborted (guard.Aborted, cached 250 ms per campaign)
 //     counts the remaining tokens aborted; past the fire deadline they are
 //     expired. Nothing is sent in either case. The abort and deadline checks
@@ -101,13 +101,12 @@
 // changes. The first batch of a fire then lists the topic's read_committed
 // end offsets (one ListOffsets round trip on the stage's client) and uses
 // the cached definition once the tail has read up to them: the same answer
-// as the snapshot read of the catalog it replaces (which built a new Kafka
-// client, fetched the whole topic and parsed it, on the fire's critical
-// path: most of the 150-250 ms from trigger to first accepted measured
-// before). If the tail is not there within a second the catalog snapshot is
-// read as before. An unknown campaign or one that does not render is
-// rejected (unsendable_campaign); a stored record that does not parse is
-// retried until the deadline, as a catalog read error was.
+// as a snapshot read of the catalog, without building a Kafka client and
+// reading and parsing the whole topic on the fire's critical path. If the
+// tail is not there within a second the catalog snapshot is read instead.
+// An unknown campaign or one that does not render is rejected
+// (unsendable_campaign); a stored record that does not parse is retried
+// until the deadline, like a catalog read error.
 //
 // # Offsets
 //

@@ -12,8 +12,8 @@
 // token in flight at once (at most Options.Concurrency) and spreads requests
 // round-robin over the clients. The requests are made by workers the Sender
 // keeps between batches (push.Workers): a new goroutine per token would grow its
-// stack through the HTTP/2 write path on every push, which cost the sender
-// process about a fifth of its CPU. A worker reuses its apns2.Notification for
+// stack through the HTTP/2 write path on every push, one of the largest
+// costs in the sender's CPU profile. A worker reuses its apns2.Notification for
 // every token it sends, and msg.APNs.Payload is handed to apns2 as raw bytes
 // (no re-marshal of the payload on our side). Options.Timeout is a context
 // deadline rather than http.Client.Timeout, which over a wrapped transport

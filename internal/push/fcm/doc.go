@@ -22,7 +22,7 @@
 // on workers the Sender keeps between chunks (push.Workers), where SendEach would
 // start 50 goroutines per call that each grow their stacks again. A message
 // firebase refuses before sending is push.ErrFatal "invalid_message" for
-// every token, as a refused SendEach call was. The messages of a batch are
+// every token, as a refused SendEach call would be. The messages of a batch are
 // one slice sharing a read-only template.
 //
 // firebase retries HTTP 503 and every transport error on its own (up to 4
@@ -31,12 +31,12 @@
 // it: 503 is presented as 500, and a transport error of a Send is kept aside
 // and answered to firebase as a 500, then reported as the token's result
 // ("network", "timeout", or the caller's context error), so every retry goes
-// through the sender's own policy, metrics and deadline. Measured in
-// TestTransportErrorNotRetriedByLibrary: one connection per failed Send
-// instead of five, and about 0.1 s instead of 7 s. Prepare's warm-up send
-// goes the same way (TestPrepareTransportErrorNotRetriedByLibrary: 1
-// connection instead of 5, 0.1 s instead of 7 s); the sender stage retries
-// Prepare with its own backoff and a log line per attempt.
+// through the sender's own policy, metrics and deadline: a failed Send
+// costs one connection attempt, where the library's retries would make five
+// over about 7 s (TestTransportErrorNotRetriedByLibrary). Prepare's warm-up
+// send goes the same way (TestPrepareTransportErrorNotRetriedByLibrary); the
+// sender stage retries Prepare with its own backoff and a log line per
+// attempt.
 //
 // # Prepare
 //
