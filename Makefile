@@ -9,7 +9,7 @@ BIN   := bin
 export OWLPOST_TEST_KAFKA ?= 127.0.0.1:$(or $(OWLPOST_KAFKA_PORT),9092)
 export OWLPOST_TEST_REDIS ?= 127.0.0.1:$(or $(OWLPOST_REDIS_PORT),6379)
 
-.PHONY: build test unit demo bench up down status lint fmt
+.PHONY: build test unit demo bench up down status lint fmt cluster-up cluster-down
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -23,6 +23,12 @@ down:
 status:
 	scripts/devstack.sh status
 
+cluster-up:
+	scripts/devstack.sh up --cluster
+
+cluster-down:
+	scripts/devstack.sh down --cluster
+
 lint:
 	$(GO) vet ./...
 	@out="$$(gofmt -l cmd internal)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -32,8 +38,11 @@ lint:
 unit:
 	$(GO) test ./...
 
+# The cluster stack (scripts/devstack.sh up --cluster) runs beside the single node one; its addresses reach
+# the tests through the OWLPOST_TEST_*_CLUSTER / _SENTINEL variables that `up --cluster` prints.
 test: lint up
-	$(GO) test -count=1 -timeout 20m ./...
+	cl="$$(scripts/devstack.sh up --cluster)" && eval "$$cl" && \
+	$(GO) test -count=1 -timeout 20m ./... && \
 	$(MAKE) fault
 
 # Variables: DEMO_TOKENS, DEMO_IOS_SHARE, DEMO_BAD_FRACTION, DEMO_INVALID_FRACTION,
@@ -65,7 +74,7 @@ fault:
 	scripts/devstack.sh up >/dev/null
 	$(GO) build -o $(BIN)/ ./cmd/...
 	@mkdir -p $(dir $(FAULT_OUT)) && rm -f $(FAULT_OUT)
-	@rc=0; OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 30m -v \
+	@cl="$$(scripts/devstack.sh up --cluster)" && eval "$$cl" || exit 1; rc=0; OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 30m -v \
 		./internal/fault/... 2>&1 | tee $(dir $(FAULT_OUT))test.log; rc=$${PIPESTATUS[0]}; \
 	$(GO) run ./internal/fault/cmd/reliability -in $(FAULT_OUT) -doc RELIABILITY.md -cmd "make fault" || rc=1; \
 	exit $$rc

@@ -14,6 +14,16 @@
 #   scripts/devstack.sh kafka-class CLASS ARGS...  run a Kafka tool class from the same classpath, e.g.
 #       scripts/devstack.sh kafka-class org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #
+# The cluster stack (production topology, see scripts/cluster.sh), beside the single node one:
+#   scripts/devstack.sh up --cluster [kafka|redis]   3 Kafka brokers (KRaft, 3 voters), Redis primary + 2 replicas
+#                                      + 3 Sentinels, a 3x2 Redis Cluster; idempotent; prints the test env vars
+#   scripts/devstack.sh down --cluster               stop every node, remove the namespaces (data is kept)
+#   scripts/devstack.sh status --cluster | env --cluster
+#   scripts/devstack.sh stop|start|kill NODE         NODE: kafka-1..3, redis-1..3, sentinel-1..3, rc-1..6
+#   scripts/devstack.sh partition|heal NODE          take the node's host off the network (link down) / back
+#   scripts/devstack.sh netns NODE                   print the host's namespace (for ip netns exec)
+#   scripts/devstack.sh logs NODE [-f]
+#
 # Environment:
 #   OWLPOST_STATE                   state dir (default <repo>/.devstack): configs, data, logs, pid files
 #   OWLPOST_CACHE                   cache dir (default $HOME/.cache/owlpost): Kafka jars resolved by Maven
@@ -22,6 +32,7 @@
 #   OWLPOST_REDIS_PORT              Redis port (default 6379)
 #   OWLPOST_KAFKA_HEAP              JVM heap flags for the broker (default "-Xms256m -Xmx1G")
 #   OWLPOST_KAFKA_WAIT              seconds to wait for the broker to answer metadata requests (default 90)
+#   OWLPOST_CLUSTER_ID              0-9: which cluster stack (namespaces owl<id>-*, subnet 10.250.<id>.0/24)
 #
 # Kafka comes from the official Maven Central artifacts (org.apache.kafka:kafka_2.13, main class kafka.Kafka),
 # resolved once into the cache; Redis is Debian's redis-server, run as our own instance (not the system service).
@@ -57,7 +68,7 @@ log() { printf 'devstack: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 usage() {
-	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -548,11 +559,55 @@ pick_services() {
 	esac
 }
 
+# shellcheck source=scripts/cluster.sh
+source "${REPO_DIR}/scripts/cluster.sh"
+
+# cluster_main CMD ARGS...: the verbs of the cluster stack (--cluster, or a cluster node named).
+cluster_main() {
+	local cmd="$1"
+	shift
+	case "${cmd}" in
+	up) lock; cl_up "${1:-}" ;;
+	down) lock; cl_down ;;
+	status) cl_status ;;
+	env) cl_env ;;
+	start) lock; cl_start "${1:?name a node}" ;;
+	stop) lock; cl_stop "${1:?name a node}" TERM ;;
+	kill) lock; cl_stop "${1:?name a node}" KILL ;;
+	partition) lock; cl_partition "${1:?name a node}" ;;
+	heal) lock; cl_heal "${1:?name a node}" ;;
+	netns)
+		[[ "$(cl_mode)" == netns ]] || die "netns: the cluster runs on loopback (no namespaces)"
+		cl_ns "$(cl_host "$1")"
+		;;
+	logs)
+		local f
+		f="$(cl_logs "$1")"
+		shift
+		exec tail -n 100 "$@" "${f}"
+		;;
+	*) log "command '${cmd}' has no --cluster form"; usage ;;
+	esac
+}
+
 main() {
-	local cmd="${1:-}" svc rc=0 i
+	local cmd="${1:-}" svc rc=0 i arg args=()
 	SVCS=()
 	shift || true
+	# --cluster anywhere, or a cluster node as the argument, selects the cluster stack.
+	for arg in "$@"; do
+		if [[ "${arg}" == --cluster ]]; then
+			CLUSTER=1
+		else
+			args+=("${arg}")
+		fi
+	done
+	if [[ -n "${CLUSTER:-}" ]] || { [[ ${#args[@]} -gt 0 ]] && is_cluster_node "${args[0]}"; }; then
+		cluster_main "${cmd}" "${args[@]}"
+		return
+	fi
 	case "${cmd}" in
+	partition | heal | netns) die "${cmd}: name a cluster node (kafka-1..3, redis-1..3, sentinel-1..3, rc-1..6)" ;;
 	up | start)
 		if [[ "${cmd}" == start ]]; then pick_services ONE "${1:-}"; else pick_services ANY "${1:-}"; fi
 		lock

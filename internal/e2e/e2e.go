@@ -54,7 +54,7 @@ func Build(t testing.TB, pkgs ...string) string {
 	}
 	process.mu.Unlock()
 	b.once.Do(func() {
-		root, err := moduleRoot()
+		root, err := ModuleRoot()
 		if err != nil {
 			b.err = err
 			return
@@ -95,8 +95,8 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// moduleRoot finds the directory of go.mod from the working directory up.
-func moduleRoot() (string, error) {
+// ModuleRoot finds the directory of go.mod from the working directory up.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
