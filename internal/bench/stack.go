@@ -37,7 +37,7 @@ type Stack struct {
 	Sim        *Sim
 	Cl         *kgo.Client
 	Adm        *kadm.Client
-	RDB        *redis.Client
+	RDB        redis.UniversalClient
 
 	procs  []*Proc
 	topics []string

@@ -93,14 +93,30 @@ type TopicsConfig struct {
 	ReplicationFactor  int16 `mapstructure:"replication_factor"`
 }
 
+// Redis modes (RedisConfig.Mode).
+const (
+	RedisStandalone = "standalone" // one server at Addr (or Addrs[0])
+	RedisSentinel   = "sentinel"   // Addrs are Sentinels watching the primary MasterName
+	RedisCluster    = "cluster"    // Addrs are seed nodes of a Redis Cluster
+)
+
 // RedisConfig connects to the guard store.
 type RedisConfig struct {
-	Addr         string    `mapstructure:"addr"`
-	Username     string    `mapstructure:"username"`
-	Password     string    `mapstructure:"password"`
-	PasswordFile string    `mapstructure:"password_file"`
-	DB           int       `mapstructure:"db"`
-	TLS          TLSConfig `mapstructure:"tls"`
+	Mode string `mapstructure:"mode"`
+	// Addr is the standalone server; Addrs the Sentinels or cluster seed nodes.
+	Addr       string   `mapstructure:"addr"`
+	Addrs      []string `mapstructure:"addrs"`
+	MasterName string   `mapstructure:"master_name"`
+	// Username/Password authenticate to the data nodes; the Sentinel ones
+	// to the Sentinels, when they have their own (requirepass on a Sentinel).
+	Username             string    `mapstructure:"username"`
+	Password             string    `mapstructure:"password"`
+	PasswordFile         string    `mapstructure:"password_file"`
+	SentinelUsername     string    `mapstructure:"sentinel_username"`
+	SentinelPassword     string    `mapstructure:"sentinel_password"`
+	SentinelPasswordFile string    `mapstructure:"sentinel_password_file"`
+	DB                   int       `mapstructure:"db"`
+	TLS                  TLSConfig `mapstructure:"tls"`
 	// Prefix namespaces every key (tests use a random one).
 	Prefix string `mapstructure:"prefix"`
 	// Timeout bounds each guard command; a guard that cannot answer fails closed.
@@ -223,7 +239,13 @@ func defaults() map[string]any {
 		"topics.rejects_partitions":  3,
 		"topics.replication_factor":  1,
 
+		"redis.mode":                     RedisStandalone,
 		"redis.addr":                     "127.0.0.1:6379",
+		"redis.addrs":                    []string{},
+		"redis.master_name":              "",
+		"redis.sentinel_username":        "",
+		"redis.sentinel_password":        "",
+		"redis.sentinel_password_file":   "",
 		"redis.username":                 "",
 		"redis.password":                 "",
 		"redis.password_file":            "",
@@ -399,6 +421,9 @@ func (c *Config) loadSecretFiles() error {
 	if err := read("redis.password_file", c.Redis.PasswordFile, &c.Redis.Password); err != nil {
 		return err
 	}
+	if err := read("redis.sentinel_password_file", c.Redis.SentinelPasswordFile, &c.Redis.SentinelPassword); err != nil {
+		return err
+	}
 	if err := read("apns.cert_password_file", c.APNs.CertPasswordFile, &c.APNs.CertPassword); err != nil {
 		return err
 	}
@@ -446,8 +471,35 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
-		bad("redis.addr", "%q is not host:port", c.Redis.Addr)
+	switch c.Redis.Mode {
+	case RedisStandalone:
+		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
+			bad("redis.addr", "%q is not host:port", c.Redis.Addr)
+		}
+		if len(c.Redis.Addrs) > 1 {
+			bad("redis.addrs", "standalone mode takes one address (redis.addr); set redis.mode to sentinel or cluster for %d", len(c.Redis.Addrs))
+		}
+	case RedisSentinel, RedisCluster:
+		if len(c.Redis.Addrs) == 0 {
+			bad("redis.addrs", "%s mode needs at least one host:port (the %s)", c.Redis.Mode,
+				map[string]string{RedisSentinel: "Sentinels", RedisCluster: "cluster's seed nodes"}[c.Redis.Mode])
+		}
+		if c.Redis.Mode == RedisSentinel && c.Redis.MasterName == "" {
+			bad("redis.master_name", "sentinel mode needs the name the Sentinels monitor the primary under")
+		}
+		if c.Redis.Mode == RedisCluster && c.Redis.DB != 0 {
+			bad("redis.db", "a Redis Cluster has only database 0, got %d", c.Redis.DB)
+		}
+	default:
+		bad("redis.mode", "%q is not standalone, sentinel or cluster", c.Redis.Mode)
+	}
+	for _, a := range c.Redis.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("redis.addrs", "%q is not host:port", a)
+		}
+	}
+	if strings.ContainsAny(c.Redis.Prefix, "{}") {
+		bad("redis.prefix", "%q must not contain braces (the guard's keys use them as Redis Cluster hash tags)", c.Redis.Prefix)
 	}
 	if c.Redis.Timeout <= 0 {
 		bad("redis.timeout", "must be positive")
@@ -495,7 +547,8 @@ const redactedMark = "[redacted]"
 func (c *Config) Redacted() Config {
 	r := *c
 	r.Kafka.Brokers = append([]string(nil), c.Kafka.Brokers...)
-	for _, s := range []*string{&r.Kafka.SASL.Password, &r.Redis.Password, &r.APNs.CertPassword, &r.Control.Token} {
+	r.Redis.Addrs = append([]string(nil), c.Redis.Addrs...)
+	for _, s := range []*string{&r.Kafka.SASL.Password, &r.Redis.Password, &r.Redis.SentinelPassword, &r.APNs.CertPassword, &r.Control.Token} {
 		if *s != "" {
 			*s = redactedMark
 		}

@@ -73,6 +73,40 @@ func TestValidateNamesField(t *testing.T) {
 	}
 }
 
+func TestRedisModes(t *testing.T) {
+	cases := []struct {
+		name  string
+		env   map[string]string
+		field string // "" = valid
+	}{
+		{"standalone by default", nil, ""},
+		{"unknown mode", map[string]string{"OWLPOST_REDIS_MODE": "replica"}, "redis.mode"},
+		{"sentinel without addrs", map[string]string{"OWLPOST_REDIS_MODE": "sentinel", "OWLPOST_REDIS_MASTER_NAME": "m"}, "redis.addrs"},
+		{"sentinel without master", map[string]string{"OWLPOST_REDIS_MODE": "sentinel", "OWLPOST_REDIS_ADDRS": "10.0.0.1:26379,10.0.0.2:26379"}, "redis.master_name"},
+		{"sentinel", map[string]string{"OWLPOST_REDIS_MODE": "sentinel", "OWLPOST_REDIS_ADDRS": "10.0.0.1:26379,10.0.0.2:26379", "OWLPOST_REDIS_MASTER_NAME": "m"}, ""},
+		{"cluster bad addr", map[string]string{"OWLPOST_REDIS_MODE": "cluster", "OWLPOST_REDIS_ADDRS": "10.0.0.1:7000,nohost"}, "redis.addrs"},
+		{"cluster db", map[string]string{"OWLPOST_REDIS_MODE": "cluster", "OWLPOST_REDIS_ADDRS": "10.0.0.1:7000", "OWLPOST_REDIS_DB": "2"}, "redis.db"},
+		{"cluster", map[string]string{"OWLPOST_REDIS_MODE": "cluster", "OWLPOST_REDIS_ADDRS": "10.0.0.1:7000,10.0.0.2:7000"}, ""},
+		{"standalone with several addrs", map[string]string{"OWLPOST_REDIS_ADDRS": "10.0.0.1:7000,10.0.0.2:7000"}, "redis.addrs"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load(nil)
+			switch {
+			case tc.field == "" && err != nil:
+				t.Fatalf("want valid, got %v", err)
+			case tc.field != "" && (err == nil || !strings.Contains(err.Error(), tc.field)):
+				t.Fatalf("want error naming %s, got %v", tc.field, err)
+			case tc.field == "" && c.Redis.Mode == RedisSentinel && len(c.Redis.Addrs) != 2:
+				t.Fatalf("addrs from env: %q", c.Redis.Addrs)
+			}
+		})
+	}
+}
+
 func TestMalformedFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(file, []byte("kafka: [unclosed"), 0o600); err != nil {
@@ -103,15 +137,20 @@ func TestSecretsRedacted(t *testing.T) {
 	}
 	t.Setenv("OWLPOST_CONTROL_TOKEN_FILE", tok)
 	t.Setenv("OWLPOST_REDIS_PASSWORD", "hunter2")
+	sp := filepath.Join(dir, "sentinel")
+	if err := os.WriteFile(sp, []byte("sentinel-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OWLPOST_REDIS_SENTINEL_PASSWORD_FILE", sp)
 	c, err := Load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Control.Token != "s3cret-token" || c.Redis.Password != "hunter2" {
+	if c.Control.Token != "s3cret-token" || c.Redis.Password != "hunter2" || c.Redis.SentinelPassword != "sentinel-pw" {
 		t.Fatalf("secrets not loaded")
 	}
 	s := c.String()
-	for _, secret := range []string{"s3cret-token", "hunter2"} {
+	for _, secret := range []string{"s3cret-token", "hunter2", "sentinel-pw"} {
 		if strings.Contains(s, secret) {
 			t.Errorf("secret %q leaked into %s", secret, s)
 		}

@@ -1,13 +1,22 @@
 // Package guard is owlpost's Redis idempotency, and the only package that
 // knows its key names (all under the configured prefix):
 //
-//	<p>:fire:<campaign>                 the winning fire (JSON FireRecord), SET NX, never expires
-//	<p>:abort:<campaign>                the first abort (JSON AbortRecord), SET NX, never expires
-//	<p>:claim:<batch key>:<fire id>     the sender holding a batch, SET NX PX lease
-//	<p>:tried:<batch key>:<fire id>     a batch was claimed at least once (detects a takeover)
-//	<p>:acked:<batch key>:<fire id>     the batch's answered token indices, and which were invalid or rejected (Answers)
-//	<p>:done:<batch key>:<fire id>      the batch is finished; later deliveries are skipped
-//	<p>:rate:<campaign>:<platform>      token bucket for an optional global rate cap
+//	<p>:fire:{<campaign>}               the winning fire (JSON FireRecord), SET NX, never expires
+//	<p>:abort:{<campaign>}              the first abort (JSON AbortRecord), SET NX, never expires
+//	<p>:claim:{<batch key>:<fire id>}   the sender holding a batch, SET NX PX lease
+//	<p>:tried:{<batch key>:<fire id>}   a batch was claimed at least once (detects a takeover)
+//	<p>:acked:{<batch key>:<fire id>}   the batch's answered token indices, and which were invalid or rejected (Answers)
+//	<p>:done:{<batch key>:<fire id>}    the batch is finished; later deliveries are skipped
+//	<p>:rate:{<campaign>:<platform>}    token bucket for an optional global rate cap
+//
+// The braces are Redis Cluster hash tags: every key one script touches (a
+// campaign's fire and abort; a batch-and-fire's claim, tried, acked and
+// done) hashes to the same slot, so the scripts run unchanged on a
+// standalone server, a Sentinel-managed primary (redis.mode sentinel; the
+// client follows a failover) and a Redis Cluster (redis.mode cluster, where
+// keys of several slots in one script would be refused with CROSSSLOT).
+// Keys written by an owlpost before the hash tags are not read: upgrade
+// between campaigns, not during one.
 //
 // Campaign guard: Fire is an atomic script: refused if the campaign was
 // aborted, otherwise SET NX of the fire record. However many presses, one

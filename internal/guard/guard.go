@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,23 +27,45 @@ type Guard struct {
 	errs    *prometheus.CounterVec
 }
 
-// NewClient builds the Redis client from cfg (address, credentials, TLS,
-// timeouts). Passwords never appear in errors.
-func NewClient(cfg *config.Config) (*redis.Client, error) {
+// NewClient builds the Redis client from cfg for its redis.mode: one server
+// (standalone), the primary the Sentinels name (sentinel; the client follows
+// a failover), or a Redis Cluster. Credentials, TLS (to data nodes and
+// Sentinels alike) and timeouts apply to every connection. Passwords never
+// appear in errors.
+func NewClient(cfg *config.Config) (redis.UniversalClient, error) {
 	r := cfg.Redis
-	opt := &redis.Options{
-		Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB,
-		DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout,
-		MaxRetries: 1,
-	}
+	var tc *tls.Config
 	if r.TLS.Enabled {
-		tc, err := kafka.TLSConfig(r.TLS)
-		if err != nil {
+		var err error
+		if tc, err = kafka.TLSConfig(r.TLS); err != nil {
 			return nil, fmt.Errorf("guard: redis %w", err)
 		}
-		opt.TLSConfig = tc
 	}
-	return redis.NewClient(opt), nil
+	switch r.Mode {
+	case config.RedisSentinel:
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: r.MasterName, SentinelAddrs: r.Addrs,
+			SentinelUsername: r.SentinelUsername, SentinelPassword: r.SentinelPassword,
+			Username: r.Username, Password: r.Password, DB: r.DB,
+			DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout,
+			MaxRetries: 1, TLSConfig: tc,
+		}), nil
+	case config.RedisCluster:
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: r.Addrs, Username: r.Username, Password: r.Password,
+			DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout,
+			MaxRetries: 1, TLSConfig: tc,
+		}), nil
+	}
+	addr := r.Addr
+	if len(r.Addrs) == 1 {
+		addr = r.Addrs[0]
+	}
+	return redis.NewClient(&redis.Options{
+		Addr: addr, Username: r.Username, Password: r.Password, DB: r.DB,
+		DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout,
+		MaxRetries: 1, TLSConfig: tc,
+	}), nil
 }
 
 // New returns a Guard on rdb with keys under prefix. reg may be nil.
@@ -82,12 +105,20 @@ func New(rdb redis.UniversalClient, prefix string, reg prometheus.Registerer) *G
 	return g
 }
 
-func (g *Guard) key(parts ...string) string {
-	k := g.prefix
-	for _, p := range parts {
-		k += ":" + p
+// key is <prefix>:<kind>:{<id>}: the braces are a Redis Cluster hash tag,
+// so every key of one id (a campaign's fire and abort; a batch-and-fire's
+// claim, tried, acked and done) hashes to the same slot and one script may
+// touch them all (a cluster refuses a script over several slots with
+// CROSSSLOT). The prefix is validated free of braces.
+func (g *Guard) key(kind string, id ...string) string {
+	k := g.prefix + ":" + kind + ":{"
+	for i, p := range id {
+		if i > 0 {
+			k += ":"
+		}
+		k += p
 	}
-	return k
+	return k + "}"
 }
 
 func (g *Guard) observe(op string, start time.Time, err error) error {
@@ -223,18 +254,26 @@ func (g *Guard) Warm(ctx context.Context, conns int) error {
 			return g.observe("warm", start, err)
 		}
 	}
-	c, ok := g.rdb.(interface {
-		Conn() *redis.Conn
-		Options() *redis.Options
-	})
+	if cc, ok := g.rdb.(*redis.ClusterClient); ok {
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return warmConns(ctx, c, conns)
+		})
+		return g.observe("warm", start, err)
+	}
+	c, ok := g.rdb.(*redis.Client)
 	if !ok {
 		return g.observe("warm", start, nil)
 	}
+	return g.observe("warm", start, warmConns(ctx, c, conns))
+}
+
+// warmConns opens up to conns pooled connections of one server's client.
+func warmConns(ctx context.Context, c *redis.Client, conns int) error {
 	// Never hold more than half the pool: the warm-up runs while the caller
 	// is idle, but GO may come during it and its claims need connections.
 	conns = min(conns, c.Options().PoolSize/2)
 	if conns < 1 {
-		return g.observe("warm", start, nil)
+		return nil
 	}
 	// Holding the connections at once makes the pool open distinct ones.
 	held := make([]*redis.Conn, 0, conns)
@@ -247,8 +286,8 @@ func (g *Guard) Warm(ctx context.Context, conns int) error {
 		h := c.Conn()
 		held = append(held, h)
 		if err := h.Ping(ctx).Err(); err != nil {
-			return g.observe("warm", start, err)
+			return err
 		}
 	}
-	return g.observe("warm", start, nil)
+	return nil
 }
