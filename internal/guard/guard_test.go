@@ -13,13 +13,27 @@ import (
 	"github.com/owlpost/owlpost/internal/testenv"
 )
 
-func newGuard(t *testing.T) *guard.Guard {
-	cfg := testenv.Config(t)
-	return guard.New(testenv.Redis(t, cfg), cfg.Redis.Prefix, nil)
+// forEachMode runs f against a guard on each Redis deployment: standalone,
+// Sentinel and Cluster (where a script over keys of several slots would be
+// refused with CROSSSLOT).
+func forEachMode(t *testing.T, f func(t *testing.T, g *guard.Guard)) {
+	for _, mode := range testenv.RedisModes() {
+		t.Run(mode, func(t *testing.T) {
+			cfg := testenv.Config(t)
+			testenv.RedisMode(t, cfg, mode)
+			rdb, err := guard.NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testenv.CleanRedis(t, rdb, cfg.Redis.Prefix)
+			f(t, guard.New(rdb, cfg.Redis.Prefix, nil))
+		})
+	}
 }
 
-func TestFireOnceUnderConcurrentPresses(t *testing.T) {
-	g := newGuard(t)
+func TestFireOnceUnderConcurrentPresses(t *testing.T) { forEachMode(t, testFireOnce) }
+
+func testFireOnce(t *testing.T, g *guard.Guard) {
 	ctx := testenv.Context(t, 30*time.Second)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -58,8 +72,9 @@ func TestFireOnceUnderConcurrentPresses(t *testing.T) {
 	}
 }
 
-func TestAbortBlocksFire(t *testing.T) {
-	g := newGuard(t)
+func TestAbortBlocksFire(t *testing.T) { forEachMode(t, testAbortBlocksFire) }
+
+func testAbortBlocksFire(t *testing.T, g *guard.Guard) {
 	ctx := testenv.Context(t, 10*time.Second)
 	if _, err := g.Abort(ctx, "c2", guard.AbortRecord{By: "alice", At: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -74,8 +89,9 @@ func TestAbortBlocksFire(t *testing.T) {
 	}
 }
 
-func TestBatchClaimLifecycle(t *testing.T) {
-	g := newGuard(t)
+func TestBatchClaimLifecycle(t *testing.T) { forEachMode(t, testBatchClaimLifecycle) }
+
+func testBatchClaimLifecycle(t *testing.T, g *guard.Guard) {
 	ctx := testenv.Context(t, 30*time.Second)
 	const key, fire = "c/ios/000001", "f1"
 	st, err := g.Claim(ctx, key, fire, "s1", time.Second)
@@ -121,8 +137,9 @@ func TestBatchClaimLifecycle(t *testing.T) {
 	}
 }
 
-func TestRateBucket(t *testing.T) {
-	g := newGuard(t)
+func TestRateBucket(t *testing.T) { forEachMode(t, testRateBucket) }
+
+func testRateBucket(t *testing.T, g *guard.Guard) {
 	ctx := testenv.Context(t, 10*time.Second)
 	got, wait, err := g.Take(ctx, "c3", "ios", 1000, 500, 400)
 	if err != nil || got != 400 || wait != 0 {

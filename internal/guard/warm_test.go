@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/testenv"
 )
 
@@ -14,8 +15,19 @@ import (
 // script into Redis's script cache (after SCRIPT FLUSH, as after a Redis
 // restart) and leaves the requested number of connections open in the pool.
 func TestWarm(t *testing.T) {
+	for _, mode := range testenv.RedisModes() {
+		t.Run(mode, func(t *testing.T) { testWarm(t, mode) })
+	}
+}
+
+func testWarm(t *testing.T, mode string) {
 	cfg := testenv.Config(t)
-	rdb := testenv.Redis(t, cfg)
+	testenv.RedisMode(t, cfg, mode)
+	rdb, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.CleanRedis(t, rdb, cfg.Redis.Prefix)
 	g := New(rdb, cfg.Redis.Prefix, nil)
 	ctx := testenv.Context(t, 30*time.Second)
 
@@ -67,6 +79,9 @@ func TestWarm(t *testing.T) {
 	}
 	if st := rdb.PoolStats(); st.IdleConns < conns {
 		t.Errorf("pool after Warm(%d): %d idle of %d connections, want at least %d idle", conns, st.IdleConns, st.TotalConns, conns)
+	}
+	if mode != config.RedisStandalone {
+		return
 	}
 
 	// Asked for more than the pool holds, it opens half the pool, no more.
