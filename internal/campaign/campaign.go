@@ -48,6 +48,15 @@ type Campaign struct {
 	ProofAudience []ProofDevice `json:"proof_audience,omitempty" yaml:"proof_audience,omitempty"`
 	// Labels are free-form (owner, ticket, ...).
 	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	// Goal is the launch's target time from fire, judged by the report of
+	// the campaign and of its rehearsals. Optional.
+	Goal *Goal `json:"goal,omitempty" yaml:"goal,omitempty"`
+	// RateLimit caps notifications/s per platform for this campaign across
+	// all senders (0 = only the sender's own sender.rate_limit, if any).
+	RateLimit int `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	// Rehearsal is set on a dress rehearsal (see Rehearse): which launch it
+	// rehearses and which part of its audience snapshot it sends to.
+	Rehearsal *Rehearsal `json:"rehearsal,omitempty" yaml:"rehearsal,omitempty"`
 }
 
 // Message is the content of one locale.

@@ -21,6 +21,20 @@
 //     "deliver now or never".
 //   - fcm.priority: "high".
 //
+// # Goal, rate limit and rehearsals
+//
+// goal ({p95: 4s, p99: 6s}) is the launch's target time from fire, judged by
+// the report of the campaign and of its rehearsals; rate_limit caps the
+// campaign's notifications/s per platform across all senders. Rehearse
+// derives a dress rehearsal, "ID.rehearsal-N": the launch's messages, proof
+// audience, deadline and goal, sent as a background push nobody sees (APNs
+// content-available, priority 5, apns-push-type background; FCM data-only at
+// normal priority) with its own collapse id, so it has its own fire guard
+// and its own record everywhere. Its rehearsal section names the launch, the
+// sample (the fraction of tokens, chosen by token hash) and the launch
+// plan's audience end offsets, which the planner reads up to instead of the
+// topic's current end.
+//
 // # Locale resolution
 //
 // Locales are compared case-insensitively and "_" is read as "-" ("pt_br" is

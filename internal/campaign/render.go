@@ -98,7 +98,12 @@ type Rendered struct {
 	android    map[string]*push.Message
 	expiration time.Duration
 	firedAt    time.Time
+	rateLimit  int
 }
+
+// RateLimit is the campaign's own cap in notifications/s per platform
+// (0 = none).
+func (r *Rendered) RateLimit() int { return r.rateLimit }
 
 // Render validates c and renders every locale once.
 // The APNs messages carry no Expiration until WithFireTime.
@@ -112,6 +117,7 @@ func (c *Campaign) Render() (*Rendered, error) {
 		index:      ix,
 		ios:        make(map[string]*push.Message, len(c.Messages)),
 		android:    make(map[string]*push.Message, len(c.Messages)),
+		rateLimit:  c.RateLimit,
 	}
 	if c.APNs.Expiration != nil {
 		r.expiration = c.APNs.Expiration.Std()

@@ -94,6 +94,7 @@ func (c *Campaign) Validate() error {
 		ps.add("deadline", "must be positive")
 	}
 	c.validateProof(&ps)
+	c.validateTargets(&ps)
 	if len(ps) > 0 {
 		return &ValidationError{Problems: ps}
 	}

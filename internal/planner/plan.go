@@ -96,6 +96,8 @@ type planRun struct {
 	id    string
 	by    string
 	start time.Time
+	// sample is the fraction of tokens kept (a rehearsal's); 0 or 1 = all.
+	sample float64
 
 	phase        atomic.Value // string
 	parts        []*partState // sorted by partition
@@ -259,6 +261,12 @@ func (r *planRun) plan(ctx context.Context) (*wire.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	if def.Rehearsal != nil {
+		if ends, err = rehearsalEnds(def.Rehearsal, def.AudienceTopic, ends); err != nil {
+			return nil, err
+		}
+		r.sample = def.Rehearsal.Sample
+	}
 	byPart := map[int32]*partState{}
 	for p := range ends {
 		ps := &partState{partition: p, locIdx: map[string]uint16{}, rejects: map[string]int64{}}
@@ -289,6 +297,10 @@ func (r *planRun) plan(ctx context.Context) (*wire.Manifest, error) {
 	}
 	r.duplicates.Store(int64(pl.duplicates))
 	m := r.manifest(def.AudienceTopic, prev, pl, batchParts)
+	m.AudienceEnds = ends
+	if r.sample < 1 {
+		m.Sample = r.sample
+	}
 	r.totalBatches.Store(int64(m.Batches()))
 
 	// Write batches, tombstones, then the manifest.
@@ -375,6 +387,15 @@ func (r *planRun) add(ctx context.Context, tcl *kgo.Client, ps *partState, rec *
 			}
 		} else {
 			fr.token = []byte(ar.Token)
+		}
+	}
+	if r.sample > 0 && r.sample < 1 {
+		tok := fr.token
+		if fr.platform == push.IOS {
+			tok = fr.ios[:]
+		}
+		if !inSample(tok, r.sample) {
+			return nil
 		}
 	}
 	loc, err := ps.locale(fr.locale)

@@ -86,6 +86,8 @@ func (s *Server) adminHandler() http.Handler {
 		s.SetFaults(f)
 		writeJSON(w, http.StatusOK, s.CurrentFaults())
 	})
+	mux.HandleFunc("GET /budget", s.serveBudget)
+	mux.HandleFunc("POST /budget", s.serveBudget)
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)

@@ -64,7 +64,7 @@ func BenchmarkRecorderAccept(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			r.accept("bench", seq.Add(1), 42, now, platformIOS)
+			r.accept("bench", seq.Add(1), 42, now, platformIOS, "ios/alert/10")
 		}
 	})
 }

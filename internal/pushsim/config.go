@@ -46,6 +46,9 @@ type Config struct {
 	// providers (0 = off); over it APNs answers 429 TooManyRequests and FCM 429
 	// QUOTA_EXCEEDED, both with Retry-After: 1.
 	RateCap int
+	// Budget is the APNs background-notification budget at start; see
+	// SetBudget.
+	Budget Budget
 }
 
 // Faults are random errors injected per request, on top of the deterministic
@@ -225,6 +228,9 @@ func (c *Config) validate() error {
 	}
 	if c.RateCap < 0 {
 		errs = append(errs, errors.New("pushsim: negative RateCap"))
+	}
+	if err := c.Budget.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Faults.Validate(); err != nil {
 		errs = append(errs, err)

@@ -20,8 +20,8 @@
 //     unchanged to option.WithEndpoint. A path without the /v1 prefix is also
 //     served, so a client configured with the bare host still works.
 //   - Admin API (AdminURL), plain HTTP: GET /stats?campaign=X, GET
-//     /arrivals?campaign=X[&format=binary], GET|POST /faults, POST /reset,
-//     GET /healthz, GET /metrics, GET /cacert.
+//     /arrivals?campaign=X[&format=binary], GET|POST /faults, GET|POST
+//     /budget, POST /reset, GET /healthz, GET /metrics, GET /cacert.
 //
 // POST /faults takes {"apns_rates":{"ServiceUnavailable":0.2},"fcm_rates":
 // {"UNAVAILABLE":0.2},"retry_after_seconds":2,"until_seconds":30} (or an
@@ -95,8 +95,19 @@
 // retry 429 or 500.
 //
 // Tokens that match no pattern are subject to the random fault rates of Faults
-// (per request, until Faults.Until), then to the RateCap, and are otherwise
-// accepted.
+// (per request, until Faults.Until), then (APNs background pushes only) to
+// the background Budget, then to the RateCap, and are otherwise accepted.
+//
+// # Background budget and quota
+//
+// Apple throttles background (content-available) notifications: it accepts
+// only a few per device per hour and spreads them over time. The simulator
+// models this as a global rate: with Budget.APNsBackgroundPerSec set
+// (--apns-background-rate, POST /budget {"apns_background_per_sec": N}) it
+// answers the background pushes over it 429 TooManyRequests with
+// Retry-After, as APNs does; alerts are not counted against it. FCM has no
+// such budget: data-only messages count against the project's send quota
+// like notifications, so the RateCap applies to both alike.
 //
 // # Campaigns and recording
 //
@@ -105,7 +116,11 @@
 // notification is recorded as a fixed-size record (64-bit token hash, 64-bit
 // payload hash, arrival time, platform) in a per-campaign slice with a
 // per-campaign mutex, plus a per-campaign map from token hash to count for
-// duplicates: about 60 bytes per notification, no strings retained. Stats and
+// duplicates: about 60 bytes per notification, no strings retained. Stats
+// also count the accepted notifications by kind (ByKind): "ios/<apns-push-
+// type>/<apns-priority>" and "android/<notification|data>/<priority>", so
+// a test tells a silent push ("ios/background/5", "android/data/normal")
+// from a shown one ("ios/alert/10", "android/notification/high"). Stats and
 // Arrivals with campaign "" aggregate all campaigns (distinct tokens are counted
 // per campaign and summed). The arrival time is when the request reached the
 // handler, before any injected latency. Rejections are counted per campaign by
@@ -124,7 +139,8 @@
 // Retry-After.
 //
 // Not faithful: nothing is delivered to a device; no per-device throttling
-// (APNs 429 comes only from patterns, faults and the RateCap); no certificate
+// (APNs 429 comes only from patterns, faults, the background budget, which is
+// global rather than per device, and the RateCap); no certificate
 // (mTLS) authentication for APNs; FCM topic and condition targets, the legacy
 // batch endpoint and the apns/webpush sub-configs are not interpreted (topic
 // and condition sends are rejected with INVALID_ARGUMENT); the FCM 4096-byte

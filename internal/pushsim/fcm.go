@@ -52,6 +52,7 @@ type fcmMessage struct {
 		Priority         string            `json:"priority"`
 		TTL              string            `json:"ttl"`
 		Data             map[string]string `json:"data"`
+		Notification     json.RawMessage   `json:"notification"`
 	} `json:"android"`
 }
 
@@ -191,7 +192,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, arrival time
 		return failCode("QUOTA_EXCEEDED", "", retryAfterSeconds(max(fs.retryAfter, time.Second)))
 	}
 
-	s.rec.accept(campaign, s.rec.hashString(m.Token), s.rec.hashBytes(raw), arrival, platformAndroid)
+	s.rec.accept(campaign, s.rec.hashString(m.Token), s.rec.hashBytes(raw), arrival, platformAndroid, fcmKind(m))
 	s.met.accepted.WithLabelValues("fcm").Inc()
 	writeFCMName(w, s.cfg.FCMProject, fmt.Sprintf("0:%d%%%08x", arrival.UnixMicro(), s.rec.hashString(m.Token)&0xffffffff))
 	return http.StatusOK, ""

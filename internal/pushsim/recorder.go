@@ -40,6 +40,11 @@ type Stats struct {
 	Last  time.Time `json:"last,omitzero"`
 	// ByPlatform counts accepted notifications by "ios" / "android".
 	ByPlatform map[string]int64 `json:"by_platform"`
+	// ByKind counts accepted notifications by platform/kind/priority:
+	// "ios/alert/10", "ios/background/5" (apns-push-type and apns-priority),
+	// "android/notification/high", "android/data/normal" (data = data-only,
+	// nothing shown; the android priority).
+	ByKind map[string]int64 `json:"by_kind"`
 }
 
 // record is one accepted notification: 32 bytes, no strings.
@@ -59,6 +64,7 @@ type campaignRec struct {
 	dupTok   int64
 	rejected map[string]int64
 	byPlat   [3]int64
+	byKind   map[string]int64
 	first    int64
 	last     int64
 }
@@ -87,14 +93,14 @@ func (r *recorder) campaign(name string) *campaignRec {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c = r.byC[name]; c == nil {
-		c = &campaignRec{counts: make(map[uint64]uint32), rejected: make(map[string]int64)}
+		c = &campaignRec{counts: make(map[uint64]uint32), rejected: make(map[string]int64), byKind: make(map[string]int64)}
 		r.byC[name] = c
 	}
 	return c
 }
 
 // accept records an accepted notification.
-func (r *recorder) accept(campaign string, tokenHash, payloadHash uint64, at time.Time, plat uint8) {
+func (r *recorder) accept(campaign string, tokenHash, payloadHash uint64, at time.Time, plat uint8, kind string) {
 	c := r.campaign(campaign)
 	c.mu.Lock()
 	ns := at.UnixNano()
@@ -111,6 +117,7 @@ func (r *recorder) accept(campaign string, tokenHash, payloadHash uint64, at tim
 		c.dupTok++
 	}
 	c.byPlat[plat]++
+	c.byKind[kind]++
 	c.mu.Unlock()
 }
 
@@ -140,7 +147,7 @@ func (r *recorder) selected(campaign string) []*campaignRec {
 
 // stats aggregates the selected campaigns ("" = all).
 func (r *recorder) stats(campaign string) Stats {
-	st := Stats{RejectedByReason: map[string]int64{}, ByPlatform: map[string]int64{}}
+	st := Stats{RejectedByReason: map[string]int64{}, ByPlatform: map[string]int64{}, ByKind: map[string]int64{}}
 	var first, last int64
 	for _, c := range r.selected(campaign) {
 		c.mu.Lock()
@@ -149,6 +156,9 @@ func (r *recorder) stats(campaign string) Stats {
 		st.DuplicateTokens += c.dupTok
 		for k, v := range c.rejected {
 			st.RejectedByReason[k] += v
+		}
+		for k, v := range c.byKind {
+			st.ByKind[k] += v
 		}
 		for p := platformIOS; p <= platformAndroid; p++ {
 			if c.byPlat[p] > 0 {

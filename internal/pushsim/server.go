@@ -24,6 +24,7 @@ type Server struct {
 	rec     *recorder
 	met     *metrics
 	faults  atomic.Pointer[faultSet]
+	budget  atomic.Pointer[budgetState]
 	limiter *rate.Limiter // nil when RateCap is 0
 	apnsJWT *jwtCache
 	fcmTok  *accessTokens
@@ -62,6 +63,7 @@ func New(cfg Config) (*Server, error) {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.RateCap), cfg.RateCap)
 	}
 	s.faults.Store(compileFaults(cfg.Faults))
+	s.SetBudget(cfg.Budget)
 	return s, nil
 }
 

@@ -91,7 +91,7 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) error {
 		res: wire.Result{
 			Campaign: b.Campaign, Platform: b.Platform, Seq: b.Seq, Generation: b.Generation,
 			FireID: fire.ID, Kind: fire.Kind, Sender: s.cfg.InstanceID, Tokens: len(b.Tokens),
-			FiredAt: fire.FiredAt, StartedAt: started,
+			FiredAt: fire.FiredAt, ReleasedAt: r.Timestamp, StartedAt: started,
 		},
 	}
 	if st == guard.ClaimTakeover {
@@ -465,8 +465,8 @@ func (run *batchRun) rounds(ctx context.Context, pending []int) error {
 		if err := run.ensureLease(ctx); err != nil {
 			return err
 		}
-		if cfg.RateLimit > 0 {
-			if err := run.takeRate(ctx, len(pending)); err != nil {
+		if rate := run.rate(); rate > 0 {
+			if err := run.takeRate(ctx, rate, len(pending)); err != nil {
 				return err
 			}
 			if !time.Now().Before(run.fire.Deadline) {
@@ -506,11 +506,21 @@ func (run *batchRun) rounds(ctx context.Context, pending []int) error {
 	return nil
 }
 
+// rate is the cap in notifications/s of this batch's campaign and platform:
+// the lower of sender.rate_limit and the campaign's own rate_limit (a capped
+// rehearsal), 0 when neither is set.
+func (run *batchRun) rate() int {
+	rate := run.s.cfg.Sender.RateLimit
+	if c := run.rend.RateLimit(); c > 0 && (rate == 0 || c < rate) {
+		rate = c
+	}
+	return rate
+}
+
 // takeRate takes n notifications from the global per campaign+platform
-// bucket, waiting for what is not granted yet.
-func (run *batchRun) takeRate(ctx context.Context, n int) error {
+// bucket of the given rate, waiting for what is not granted yet.
+func (run *batchRun) takeRate(ctx context.Context, rate, n int) error {
 	s := run.s
-	rate := s.cfg.Sender.RateLimit
 	for n > 0 {
 		var got int
 		var wait time.Duration

@@ -10,13 +10,13 @@
 //
 //	topic                 cleanup  key                         value
 //	owlpost.campaigns     compact  campaign id                 campaign definition, canonical JSON (package campaign)
-//	owlpost.plans         compact  campaign id                 Manifest (JSON): generation, counts per partition/platform, checksum
+//	owlpost.plans         compact  campaign id                 Manifest (JSON): generation, counts per partition/platform, checksum, audience end offsets read
 //	owlpost.batches       compact  BatchKey "c/ios/000042"     Batch (binary, below); tombstone = removed by a re-plan
 //	owlpost.control       delete   campaign id                 Control (JSON): plan, prepare, proof, fire, abort requests; the audit log
 //	owlpost.status        compact  StatusKey "c/role/instance" Status (JSON): readiness and progress per instance
 //	owlpost.send.ios      delete   BatchKey                    Batch bytes as in owlpost.batches + Fire headers (a send task)
 //	owlpost.send.android  delete   BatchKey                    same, Android
-//	owlpost.results       delete   BatchKey                    Result (JSON): counts by outcome, accept offsets from fire
+//	owlpost.results       delete   BatchKey                    Result (JSON): counts by outcome, accept offsets from fire, released/started/finished times
 //	owlpost.feedback      compact  device token                Feedback (JSON): invalid token reported by a provider
 //	owlpost.rejects       delete   original key                original bytes; headers owlpost-reject-reason, -source-*
 //	audience topic(s)     any      anything (user id advised)  AudienceRecord (JSON), written by the data team

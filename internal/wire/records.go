@@ -80,6 +80,13 @@ type Manifest struct {
 	DuplicateTokens  uint64           `json:"duplicate_tokens"`
 	BatchSizeIOS     int              `json:"batch_size_ios"`
 	BatchSizeAndroid int              `json:"batch_size_android"`
+	// AudienceEnds are the audience topic's read_committed end offsets per
+	// partition that this plan read up to: the snapshot a rehearsal of the
+	// campaign plans again.
+	AudienceEnds map[int32]int64 `json:"audience_ends,omitempty"`
+	// Sample is the fraction of the snapshot's tokens planned (a rehearsal
+	// sent to a sample); 0 means all of them.
+	Sample float64 `json:"sample,omitempty"`
 }
 
 // PartitionCount is a manifest's per-partition expectation.
@@ -177,10 +184,14 @@ type Result struct {
 	// Resent counts tokens sent again after taking over an expired claim.
 	Resent int `json:"resent,omitempty"`
 	// Errors by provider reason (invalid, failed, retried).
-	Reasons    map[string]int `json:"reasons,omitempty"`
-	FiredAt    time.Time      `json:"fired_at"`
-	StartedAt  time.Time      `json:"started_at"`
-	FinishedAt time.Time      `json:"finished_at"`
+	Reasons map[string]int `json:"reasons,omitempty"`
+	FiredAt time.Time      `json:"fired_at"`
+	// ReleasedAt is the send task's record timestamp (when the fanout
+	// released the batch); StartedAt - ReleasedAt is the time it waited in
+	// the send topic (consumer lag, in time).
+	ReleasedAt time.Time `json:"released_at,omitzero"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
 	// AcceptedMS holds, for every accepted token, the milliseconds from fire
 	// to the provider's acceptance: the exact time-from-fire distribution,
 	// not a sample.
