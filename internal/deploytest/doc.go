@@ -3,9 +3,9 @@
 // deploy/prometheus, deploy/grafana and the kustomize tree in deploy/k8s.
 //
 // It holds tests only. They parse the compose file (yaml.v3, strict struct),
-// render each kustomize overlay with a small renderer that supports exactly
-// the kustomization fields the tree uses (an unknown field fails), decode
-// every manifest strictly into the official k8s.io/api types (unknown,
+// render each kustomize overlay with kustomize itself
+// (sigs.k8s.io/kustomize/api, the library behind `kubectl kustomize`), decode
+// every rendered manifest strictly into the official k8s.io/api types (unknown,
 // duplicate or wrongly-cased fields fail; KEDA ScaledObject and
 // ServiceMonitor into strict local structs), and cross-check them: every
 // OWLPOST_* variable is a config key and the resulting configuration loads

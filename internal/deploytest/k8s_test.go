@@ -1,10 +1,8 @@
 package deploytest
 
 import (
-	"encoding/json"
 	"fmt"
 	"io/fs"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -21,8 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/owlpost/owlpost/internal/config"
 )
@@ -579,13 +575,6 @@ spec:
 			}
 		})
 	}
-	t.Run("unknown kustomization field", func(t *testing.T) {
-		var k kustomization
-		err := decodeStrict([]byte(`{"apiVersion":"kustomize.config.k8s.io/v1beta1","kind":"Kustomization","patchesStrategicMerge":["x.yaml"]}`), &k)
-		if err == nil {
-			t.Error("a kustomization field the renderer does not implement was accepted")
-		}
-	})
 }
 
 // TestManifestChecksCatchMistakes breaks a rendered prod overlay in the ways
@@ -672,62 +661,6 @@ func TestManifestChecksCatchMistakes(t *testing.T) {
 			errs := checkManifests(t, m)
 			if !strings.Contains(errorsText(errs), tc.want) {
 				t.Errorf("want a problem containing %q, got:%s", tc.want, errorsText(errs))
-			}
-		})
-	}
-}
-
-// TestRendererAgreesWithKustomize compares this package's renderer with the
-// real kustomize (kubectl kustomize) where kubectl is installed, so the checks
-// above look at what a cluster would get.
-func TestRendererAgreesWithKustomize(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not installed: the renderer is not compared with kustomize here")
-	}
-	top := k8sDir(t)
-	for _, dir := range overlays {
-		t.Run(dir, func(t *testing.T) {
-			out, err := exec.Command(kubectl, "kustomize", filepath.Join(top, dir)).Output()
-			if err != nil {
-				t.Fatalf("kubectl kustomize %s: %v", dir, err)
-			}
-			want := map[string]string{}
-			for _, doc := range splitDocs(out) {
-				js, err := yaml.YAMLToJSON(doc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var raw map[string]any
-				if err := json.Unmarshal(js, &raw); err != nil {
-					t.Fatal(err)
-				}
-				want[fmt.Sprint(raw["kind"], "/", nameOf(raw))] = compactJSON(raw)
-			}
-			r, err := render(top, filepath.Join(top, dir))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]string{}
-			for _, res := range r.Resources {
-				got[res.kind()+"/"+res.name()] = compactJSON(res.Raw)
-			}
-			for k, w := range want {
-				if g, ok := got[k]; !ok {
-					t.Errorf("%s: kustomize renders %s, this renderer does not", dir, k)
-				} else if g != w {
-					i := 0
-					for i < len(g) && i < len(w) && g[i] == w[i] {
-						i++
-					}
-					from := max(0, i-60)
-					t.Errorf("%s: %s differs at byte %d:\nkustomize: ...%s\nrenderer:  ...%s", dir, k, i, w[from:min(len(w), i+60)], g[from:min(len(g), i+60)])
-				}
-			}
-			for k := range got {
-				if _, ok := want[k]; !ok {
-					t.Errorf("%s: this renderer has %s, kustomize does not", dir, k)
-				}
 			}
 		})
 	}
