@@ -8,4 +8,17 @@
 // A batch may have more than one result record (a sender crashed after
 // writing it, or a takeover re-sent part of it); per batch and fire id the
 // record accounting for the most tokens wins, the latest on a tie.
+//
+// A campaign with a goal (campaign.Goal), and every dress rehearsal, gets a
+// Verdict: per platform and target the measured time from fire (for a
+// sampled rehearsal also the full-size projection, the time beyond the first
+// acceptance scaled by 1/sample), the stages per batch from the results'
+// fired/released/started/finished times (release by the fanout, wait in the
+// send topic, sending), the send topics' consumer lag rebuilt from the same
+// times (peak, and whether it still grew when the release ended), the
+// providers' rate-limit answers, the slowest stage, "on track", "not on
+// track" or "not judged" (incomplete, or a rate cap that decided the times),
+// and advice tied to the figure behind it: lag growing = more senders, a
+// slow release = more fanout instances and partitions, throttling = a quota
+// request.
 package report

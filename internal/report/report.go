@@ -69,7 +69,10 @@ type Report struct {
 	Complete         bool               `json:"complete"`
 	// ProofAccepted counts proof notifications accepted (any proof run).
 	ProofAccepted uint64 `json:"proof_accepted"`
-	acceptedMS    []uint32
+	// Verdict judges the fire against the campaign's goal (campaigns with a
+	// goal, and rehearsals).
+	Verdict    *Verdict `json:"verdict,omitempty"`
+	acceptedMS []uint32
 }
 
 // AcceptedMS returns the sorted time-from-fire of every accepted notification.
@@ -200,6 +203,9 @@ func Build(ctx context.Context, cfg *config.Config, cl *kgo.Client, campaignID, 
 	slices.Sort(r.acceptedMS)
 	r.Latency = latency(r.acceptedMS)
 	r.Complete = r.Total.Done() >= r.Total.Planned && r.Total.Batches >= m.Batches()
+	if err := r.judge(ctx, cat, best, perPlatformMS); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -297,6 +303,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, " %s=%d", k, r.Reasons[k])
 		}
 		fmt.Fprintln(&b)
+	}
+	if r.Verdict != nil {
+		r.Verdict.writeText(&b)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
