@@ -91,6 +91,10 @@ type TopicsConfig struct {
 	FeedbackPartitions int32 `mapstructure:"feedback_partitions"`
 	RejectsPartitions  int32 `mapstructure:"rejects_partitions"`
 	ReplicationFactor  int16 `mapstructure:"replication_factor"`
+	// MinInsyncReplicas is every topic's min.insync.replicas: an acks=all
+	// write (every owlpost producer's) succeeds only once that many replicas
+	// have it. Production: replication_factor 3, min_insync_replicas 2.
+	MinInsyncReplicas int16 `mapstructure:"min_insync_replicas"`
 }
 
 // Redis modes (RedisConfig.Mode).
@@ -238,6 +242,7 @@ func defaults() map[string]any {
 		"topics.feedback_partitions": 6,
 		"topics.rejects_partitions":  3,
 		"topics.replication_factor":  1,
+		"topics.min_insync_replicas": 1,
 
 		"redis.mode":                     RedisStandalone,
 		"redis.addr":                     "127.0.0.1:6379",
@@ -470,6 +475,10 @@ func (c *Config) Validate() error {
 				bad(key, "must be >= 1, got %d", val)
 			}
 		}
+	}
+	if c.Topics.MinInsyncReplicas > c.Topics.ReplicationFactor {
+		bad("topics.min_insync_replicas", "%d is above topics.replication_factor %d: no write could succeed",
+			c.Topics.MinInsyncReplicas, c.Topics.ReplicationFactor)
 	}
 	switch c.Redis.Mode {
 	case RedisStandalone:

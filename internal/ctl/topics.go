@@ -15,7 +15,7 @@ func topicsCommand() Command {
 	return Command{
 		Name:    "topics",
 		Usage:   "topics create|list",
-		Summary: "create every topic owlpost uses (idempotent), or list them with their settings",
+		Summary: "create every topic owlpost uses (idempotent) and report any weaker than configured, or list them",
 		Run: func(ctx context.Context, env *Env, fs *pflag.FlagSet, args []string) error {
 			verb, _, err := subcommand(args, "create", "list")
 			if err != nil {
@@ -42,6 +42,17 @@ func topicsCommand() Command {
 				if err != nil {
 					return err
 				}
+				weak, err := kafka.Weaker(ctx, adm, cfg.Topics.ReplicationFactor, specs)
+				for _, w := range weak {
+					fmt.Fprintln(env.Out, "WEAKER THAN CONFIGURED: "+w)
+				}
+				if err != nil {
+					return err
+				}
+				if len(weak) > 0 {
+					return fmt.Errorf("topics: %d weaker than configured (replication_factor %d, min_insync_replicas %d)",
+						len(weak), cfg.Topics.ReplicationFactor, cfg.Topics.MinInsyncReplicas)
+				}
 				if len(changes) == 0 {
 					fmt.Fprintln(env.Out, "all topics exist with the right settings")
 				}
@@ -62,7 +73,12 @@ func topicsCommand() Command {
 					continue
 				}
 				c, _ := kafka.TopicConfigs(ctx, adm, s.Name)
-				fmt.Fprintf(env.Out, "%-28s partitions=%-3d cleanup.policy=%s\n", s.Name, len(td.Partitions), c["cleanup.policy"])
+				rf := 0
+				if len(td.Partitions) > 0 {
+					rf = len(td.Partitions.Sorted()[0].Replicas)
+				}
+				fmt.Fprintf(env.Out, "%-28s partitions=%-3d replicas=%d min.insync.replicas=%s cleanup.policy=%s\n",
+					s.Name, len(td.Partitions), rf, c["min.insync.replicas"], c["cleanup.policy"])
 			}
 			return nil
 		},

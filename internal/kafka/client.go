@@ -31,6 +31,12 @@ func Opts(cfg *config.Config) ([]kgo.Opt, error) {
 		kgo.ClientID(k.ClientID),
 		kgo.DialTimeout(k.DialTimeout),
 		kgo.ProducerLinger(0),
+		// franz-go's defaults, stated because the guarantees rest on them: a
+		// write is acknowledged once every in-sync replica has it (at least
+		// topics.min_insync_replicas, or the broker refuses it), and the
+		// producer is idempotent (a retry after a leader change is not a
+		// second copy). Transactional producers require both.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.WithLogger(newClientLogger(cfg)),
 	}
 	if k.TLS.Enabled {

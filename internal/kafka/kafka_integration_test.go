@@ -226,3 +226,59 @@ func TestRedisSetNX(t *testing.T) {
 		t.Fatalf("absent key: %v", err)
 	}
 }
+
+// TestTopicsOnCluster creates the topics on the cluster stack with the
+// production settings, then checks Weaker reports a topic created weaker
+// (replication factor 1, min.insync.replicas 1): EnsureTopics raises the
+// min.insync.replicas, the replication factor stays reported; and a topic
+// an operator made stronger is never lowered.
+func TestTopicsOnCluster(t *testing.T) {
+	cfg := testenv.ClusterConfig(t)
+	testenv.Topics(t, cfg)
+	adm := testenv.Admin(t, cfg)
+	ctx := testenv.Context(t, 2*time.Minute)
+	specs := kafka.Specs(cfg)
+	weak, err := kafka.Weaker(ctx, adm, 3, specs)
+	if err != nil || len(weak) != 0 {
+		t.Fatalf("topics created with the configured settings reported weaker: %v %v", weak, err)
+	}
+	tds, err := adm.ListTopics(ctx, cfg.Topics.Control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tds[cfg.Topics.Control].Partitions {
+		if len(p.Replicas) != 3 {
+			t.Fatalf("control partition %d has replicas %v, want 3", p.Partition, p.Replicas)
+		}
+	}
+
+	weakTopic := kafka.TopicSpec{Name: cfg.Topics.Control + ".weak", Partitions: 1,
+		Configs: map[string]string{"min.insync.replicas": "1"}}
+	strongTopic := kafka.TopicSpec{Name: cfg.Topics.Control + ".strong", Partitions: 1,
+		Configs: map[string]string{"min.insync.replicas": "3"}}
+	t.Cleanup(func() { testenv.DeleteTopics(t, cfg, weakTopic.Name, strongTopic.Name) })
+	if _, err := kafka.EnsureTopics(ctx, adm, 1, []kafka.TopicSpec{weakTopic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kafka.EnsureTopics(ctx, adm, 3, []kafka.TopicSpec{strongTopic}); err != nil {
+		t.Fatal(err)
+	}
+	weakTopic.Configs["min.insync.replicas"] = "2"
+	strongTopic.Configs["min.insync.replicas"] = "2"
+	both := []kafka.TopicSpec{weakTopic, strongTopic}
+	weak, err = kafka.Weaker(ctx, adm, 3, both)
+	if err != nil || len(weak) != 2 {
+		t.Fatalf("want the weak topic's replication factor and min.insync.replicas reported, got %q %v", weak, err)
+	}
+	if _, err := kafka.EnsureTopics(ctx, adm, 3, both); err != nil {
+		t.Fatal(err)
+	}
+	weak, err = kafka.Weaker(ctx, adm, 3, both)
+	if err != nil || len(weak) != 1 {
+		t.Fatalf("after EnsureTopics only the replication factor stays weaker, got %q %v", weak, err)
+	}
+	strong, err := kafka.TopicConfigs(ctx, adm, strongTopic.Name)
+	if err != nil || strong["min.insync.replicas"] != "3" {
+		t.Fatalf("EnsureTopics lowered a stronger min.insync.replicas to %q (%v)", strong["min.insync.replicas"], err)
+	}
+}

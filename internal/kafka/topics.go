@@ -31,8 +31,21 @@ func withMaxBytes(m map[string]string) map[string]string {
 	return m
 }
 
-// Specs lists every topic of the system with its settings.
+// minISR is the topic config EnsureTopics only ever raises (a topic an
+// operator made stronger stays so).
+const minISR = "min.insync.replicas"
+
+// Specs lists every topic of the system with its settings; every one gets
+// min.insync.replicas from topics.min_insync_replicas.
 func Specs(cfg *config.Config) []TopicSpec {
+	specs := specs(cfg)
+	for _, s := range specs {
+		s.Configs[minISR] = strconv.Itoa(int(cfg.Topics.MinInsyncReplicas))
+	}
+	return specs
+}
+
+func specs(cfg *config.Config) []TopicSpec {
 	t := cfg.Topics
 	compact := func(extra map[string]string) map[string]string {
 		m := map[string]string{
@@ -50,6 +63,7 @@ func Specs(cfg *config.Config) []TopicSpec {
 		return map[string]string{"cleanup.policy": "delete", "retention.ms": strconv.Itoa(days * day)}
 	}
 	return []TopicSpec{
+		// Every map is its own: Specs adds to each.
 		{t.Campaigns, 1, compact(nil)},
 		{t.Plans, 1, compact(nil)},
 		// Batches may be planned days ahead: compacted, never expired.
@@ -122,6 +136,9 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, rf int16, specs []Topic
 		}
 		var alter []kadm.AlterConfig
 		for k, v := range s.Configs {
+			if k == minISR && atLeast(current[k], v) {
+				continue
+			}
 			if current[k] != v {
 				alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: kadm.StringPtr(v)})
 			}
@@ -144,6 +161,65 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, rf int16, specs []Topic
 		errs = append(errs, waitForTopics(ctx, adm, names))
 	}
 	return changes, errors.Join(errs...)
+}
+
+// atLeast reports whether the integer setting have is >= want.
+func atLeast(have, want string) bool {
+	h, err1 := strconv.Atoi(have)
+	w, err2 := strconv.Atoi(want)
+	return err1 == nil && err2 == nil && h >= w
+}
+
+// Weaker returns, for every topic of specs that exists, each way it is
+// weaker than configured: fewer replicas than rf on a partition (Kafka
+// cannot raise a replication factor in place: that takes a partition
+// reassignment), min.insync.replicas below the spec's, unclean leader
+// election enabled (a leader elected from outside the ISR drops acknowledged
+// writes), or fewer partitions than configured. Missing topics are
+// EnsureTopics' business and are not reported.
+func Weaker(ctx context.Context, adm *kadm.Client, rf int16, specs []TopicSpec) ([]string, error) {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	tds, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list topics: %w", err)
+	}
+	var out []string
+	var errs []error
+	for _, s := range specs {
+		td, ok := tds[s.Name]
+		if !ok || td.Err != nil {
+			continue
+		}
+		if have := int32(len(td.Partitions)); have < s.Partitions {
+			out = append(out, fmt.Sprintf("%s: %d partitions, configured %d", s.Name, have, s.Partitions))
+		}
+		low, least := 0, int(rf)
+		for _, p := range td.Partitions {
+			if len(p.Replicas) < int(rf) {
+				low++
+				least = min(least, len(p.Replicas))
+			}
+		}
+		if low > 0 {
+			out = append(out, fmt.Sprintf("%s: %d of %d partitions have replication factor %d, configured %d (raise it with a partition reassignment)",
+				s.Name, low, len(td.Partitions), least, rf))
+		}
+		current, err := TopicConfigs(ctx, adm, s.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if want, ok := s.Configs[minISR]; ok && !atLeast(current[minISR], want) {
+			out = append(out, fmt.Sprintf("%s: %s=%s, configured %s", s.Name, minISR, current[minISR], want))
+		}
+		if current["unclean.leader.election.enable"] == "true" {
+			out = append(out, fmt.Sprintf("%s: unclean.leader.election.enable=true (an unclean leader drops acknowledged writes)", s.Name))
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // waitForTopics returns once metadata lists every topic with leaders, so

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/e2e"
 )
 
@@ -127,4 +128,15 @@ func NodeNetns(t testing.TB, node string) string {
 		t.Fatal(err)
 	}
 	return ns
+}
+
+// ClusterConfig is Config on the cluster stack's Kafka: the three brokers,
+// replication factor 3 and min.insync.replicas 2 (the production settings).
+// Redis stays the single-node stack's.
+func ClusterConfig(t testing.TB) *config.Config {
+	t.Helper()
+	cfg := Config(t)
+	cfg.Kafka.Brokers = KafkaClusterAddrs(t)
+	cfg.Topics.ReplicationFactor, cfg.Topics.MinInsyncReplicas = 3, 2
+	return cfg
 }
