@@ -25,6 +25,9 @@ const (
 // every other count is about that campaign's fire.
 type Row struct {
 	Case string `json:"case"`
+	// Topology is "" for the single-node stack and TopologyProduction for
+	// the cluster stack (its own table).
+	Topology string `json:"topology,omitempty"`
 	// Tokens is what the plan holds (valid, distinct device tokens).
 	Tokens uint64 `json:"tokens"`
 	// Accepted and Distinct are the simulator's record: notifications
@@ -49,6 +52,11 @@ type Row struct {
 	Note string    `json:"note,omitempty"`
 	At   time.Time `json:"at"`
 }
+
+// TopologyProduction marks a case run on the cluster stack: three Kafka
+// brokers (replication factor 3, min.insync.replicas 2), Redis with
+// Sentinel failover or a Redis Cluster.
+const TopologyProduction = "production"
 
 // Append adds r as one JSON line to the file at path (created if needed).
 func Append(path string, r Row) error {
@@ -95,18 +103,35 @@ func Read(r io.Reader) ([]Row, error) {
 
 // WriteTable writes the Markdown section of one run: when and how it was
 // produced, then one table line per row.
+// Rows of the production topology go to a second table after the first.
 func WriteTable(w io.Writer, rows []Row, command string, at time.Time) error {
 	pass := 0
-	var secs float64
+	var single, prod []Row
 	for _, r := range rows {
 		if r.Pass {
 			pass++
 		}
-		secs += r.Seconds
+		if r.Topology == TopologyProduction {
+			prod = append(prod, r)
+		} else {
+			single = append(single, r)
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Latest run: %s, produced by `%s`: %d of %d cases passed.\n\n",
 		at.UTC().Format("2006-01-02 15:04 MST"), command, pass, len(rows))
+	writeRows(&b, single)
+	if len(prod) > 0 {
+		b.WriteString("\n#### Production topology\n\nThe cluster stack (`scripts/devstack.sh up --cluster`): three Kafka brokers in KRaft " +
+			"(three controller voters), replication factor 3, min.insync.replicas 2, acks=all; Redis with Sentinel failover " +
+			"or a Redis Cluster; every node its own network namespace, so a partition is a link going down.\n\n")
+		writeRows(&b, prod)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeRows(b *strings.Builder, rows []Row) {
 	b.WriteString("| case | tokens | accepted | distinct | lost | duplicates | invalid | expired | retries | GO to last acceptance | result | notes |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range rows {
@@ -114,15 +139,13 @@ func WriteTable(w io.Writer, rows []Row, command string, at time.Time) error {
 		if !r.Pass {
 			res = "**FAIL**"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %.1f s | %s | %s |\n",
+		fmt.Fprintf(b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %.1f s | %s | %s |\n",
 			cell(r.Case), r.Tokens, r.Accepted, r.Distinct, r.Lost, r.Duplicates, r.Invalid, r.Expired,
 			r.Retries, r.Seconds, res, cell(r.Note))
 	}
 	if len(rows) == 0 {
 		b.WriteString("| (no case reported figures) | | | | | | | | | | **FAIL** | |\n")
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // cell keeps a value inside its Markdown table cell.

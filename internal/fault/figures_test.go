@@ -74,3 +74,27 @@ func TestUpdateDoc(t *testing.T) {
 		})
 	}
 }
+
+func TestProductionTopologyTable(t *testing.T) {
+	at := time.Date(2026, 12, 3, 19, 0, 0, 0, time.UTC)
+	rows := []Row{
+		{Case: "single", Tokens: 10, Accepted: 10, Distinct: 10, Pass: true, At: at},
+		{Case: "kill a broker", Topology: TopologyProduction, Tokens: 20, Accepted: 20, Distinct: 20, Pass: true, At: at},
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, rows, "make fault", at); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	i, j, k := strings.Index(out, "| single |"), strings.Index(out, "#### Production topology"), strings.Index(out, "| kill a broker |")
+	if i < 0 || j < i || k < j || strings.Count(out, "| case |") != 2 || !strings.Contains(out, "2 of 2 cases passed") {
+		t.Fatalf("want the single-node table, then the production topology table:\n%s", out)
+	}
+	b.Reset()
+	if err := WriteTable(&b, rows[:1], "make fault", at); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "Production topology") {
+		t.Fatalf("no production rows, no production table:\n%s", b.String())
+	}
+}
