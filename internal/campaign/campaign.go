@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -46,6 +47,8 @@ type Campaign struct {
 	Deadline Duration `json:"deadline" yaml:"deadline"`
 	// ProofAudience is the short list of internal devices a proof goes to.
 	ProofAudience []ProofDevice `json:"proof_audience,omitempty" yaml:"proof_audience,omitempty"`
+	// Launch says who may press GO.
+	Launch Launch `json:"launch,omitzero" yaml:"launch,omitempty"`
 	// Labels are free-form (owner, ticket, ...).
 	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
 	// Goal is the launch's target time from fire, judged by the report of
@@ -100,6 +103,19 @@ type FCMOptions struct {
 	CollapseKey string `json:"collapse_key" yaml:"collapse_key"`
 	// Silent sends a data-only message; it goes with apns.push_type background.
 	Silent bool `json:"silent" yaml:"silent"`
+}
+
+// Launch narrows who may fire the campaign.
+type Launch struct {
+	// Launchers, when set, are the only identities (users with role
+	// launcher) allowed to fire; decided beforehand, like the playbook says.
+	Launchers []string `json:"launchers,omitempty" yaml:"launchers,omitempty"`
+}
+
+// MayFire reports whether the identity called name may fire c (its role
+// checked elsewhere): anyone when no launchers are named.
+func (c *Campaign) MayFire(name string) bool {
+	return len(c.Launch.Launchers) == 0 || slices.Contains(c.Launch.Launchers, name)
 }
 
 // ProofDevice is one internal device of the proof audience.

@@ -95,6 +95,16 @@ func (c *Campaign) Validate() error {
 	}
 	c.validateProof(&ps)
 	c.validateTargets(&ps)
+	seen := map[string]bool{}
+	for i, n := range c.Launch.Launchers {
+		switch {
+		case len(n) > MaxIDLen || !idRE.MatchString(n):
+			ps.add(fmt.Sprintf("launch.launchers[%d]", i), "%q is not a user name ([a-z0-9][a-z0-9._-], at most %d)", n, MaxIDLen)
+		case seen[n]:
+			ps.add(fmt.Sprintf("launch.launchers[%d]", i), "%q named twice", n)
+		}
+		seen[n] = true
+	}
 	if len(ps) > 0 {
 		return &ValidationError{Problems: ps}
 	}

@@ -78,6 +78,8 @@ func TestValidateRefuses(t *testing.T) {
 		}, "messages.de-DE"},
 		{"data key aps", func(c *Campaign) { c.Messages["en-US"].Data["aps"] = "x" }, "messages.en-US.data.aps"},
 		{"data key from", func(c *Campaign) { c.Messages["en-US"].Data["from"] = "x" }, "messages.en-US.data.from"},
+		{"launcher not a name", func(c *Campaign) { c.Launch.Launchers = []string{"alice", "Bob Smith"} }, "launch.launchers[1]"},
+		{"launcher twice", func(c *Campaign) { c.Launch.Launchers = []string{"alice", "alice"} }, "launch.launchers[1]"},
 		{"data key message_type", func(c *Campaign) { c.Messages["en-US"].Data["message_type"] = "x" }, "messages.en-US.data.message_type"},
 		{"data key google.", func(c *Campaign) { c.Messages["en-US"].Data["google.c.a"] = "x" }, "messages.en-US.data.google.c.a"},
 		{"data key gcm.", func(c *Campaign) { c.Messages["en-US"].Data["gcm.n.e"] = "x" }, "messages.en-US.data.gcm.n.e"},
@@ -159,5 +161,16 @@ func TestValidateListsAllProblems(t *testing.T) {
 	}
 	if got, want := strings.Join(fields, ","), "id,fcm.priority,deadline"; got != want {
 		t.Errorf("fields = %s, want %s", got, want)
+	}
+}
+
+func TestMayFire(t *testing.T) {
+	c := &Campaign{}
+	if !c.MayFire("anyone") {
+		t.Error("no launchers named: anyone with the role may fire")
+	}
+	c.Launch.Launchers = []string{"alice", "bob"}
+	if !c.MayFire("bob") || c.MayFire("carol") {
+		t.Error("launchers [alice bob]: want bob yes, carol no")
 	}
 }

@@ -189,9 +189,16 @@ type SenderConfig struct {
 
 // ControlConfig is the control HTTP API (prepare, proof, fire, abort, status).
 type ControlConfig struct {
-	Addr      string `mapstructure:"addr"`
+	Addr string `mapstructure:"addr"`
+	// Token is the caller's own bearer token (owlctl, --via-api). Without a
+	// users file, the server also accepts it as the one identity TokenName
+	// with role launcher (the shared token of earlier versions).
 	Token     string `mapstructure:"token"`
 	TokenFile string `mapstructure:"token_file"`
+	// TokenName names the shared token's identity in the audit log.
+	TokenName string `mapstructure:"token_name"`
+	// UsersFile lists people, their roles and token hashes (package identity).
+	UsersFile string `mapstructure:"users_file"`
 	// URL is where owlctl reaches the control API.
 	URL string `mapstructure:"url"`
 }
@@ -300,6 +307,8 @@ func defaults() map[string]any {
 		"control.addr":       "127.0.0.1:8080",
 		"control.token":      "",
 		"control.token_file": "",
+		"control.token_name": "control-token",
+		"control.users_file": "",
 		"control.url":        "http://127.0.0.1:8080",
 
 		"metrics.addr":  "127.0.0.1:9100",

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/owlpost/owlpost/internal/identity"
 )
 
 // Client calls the control HTTP API. Its errors wrap the same sentinels as
@@ -22,11 +24,12 @@ type Client struct {
 	HTTP  *http.Client // nil: a client with a 30 s timeout
 }
 
-// Fire presses GO through the API. A lost press returns the winner's outcome
-// (Won false) and a nil error, like Service.Fire.
-func (c *Client) Fire(ctx context.Context, id, by string, force bool) (FireOutcome, error) {
+// Fire presses GO through the API as the token's identity. A lost press
+// returns the winner's outcome (Won false) and a nil error, like
+// Service.Fire.
+func (c *Client) Fire(ctx context.Context, id string, force bool) (FireOutcome, error) {
 	var out FireOutcome
-	code, body, err := c.post(ctx, id, "fire", request{By: by, Force: force})
+	code, body, err := c.post(ctx, id, "fire", request{Force: force})
 	if err != nil {
 		return out, err
 	}
@@ -45,10 +48,10 @@ func (c *Client) Fire(ctx context.Context, id, by string, force bool) (FireOutco
 	return out, apiErr("fire", code, body)
 }
 
-// Abort aborts campaign id through the API.
-func (c *Client) Abort(ctx context.Context, id, by string) (AbortReply, error) {
+// Abort aborts campaign id through the API as the token's identity.
+func (c *Client) Abort(ctx context.Context, id string) (AbortReply, error) {
 	var out AbortReply
-	code, body, err := c.post(ctx, id, "abort", request{By: by})
+	code, body, err := c.post(ctx, id, "abort", request{})
 	if err != nil {
 		return out, err
 	}
@@ -63,18 +66,29 @@ func (c *Client) Abort(ctx context.Context, id, by string) (AbortReply, error) {
 
 // Status fetches the campaign's status through the API.
 func (c *Client) Status(ctx context.Context, id string) (*CampaignStatus, error) {
-	code, body, err := c.do(ctx, http.MethodGet, "/v1/campaigns/"+url.PathEscape(id)+"/status", nil)
+	var st CampaignStatus
+	return &st, c.get(ctx, "status", "/v1/campaigns/"+url.PathEscape(id)+"/status", &st)
+}
+
+// Whoami returns the identity the API gives the client's token.
+func (c *Client) Whoami(ctx context.Context) (identity.Identity, error) {
+	var who identity.Identity
+	return who, c.get(ctx, "whoami", "/v1/whoami", &who)
+}
+
+// get fetches path into out; op names the call in errors.
+func (c *Client) get(ctx context.Context, op, path string, out any) error {
+	code, body, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if code != http.StatusOK {
-		return nil, apiErr("status", code, body)
+		return apiErr(op, code, body)
 	}
-	var st CampaignStatus
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("control api: status: decode answer: %w", err)
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("control api: %s: decode answer: %w", op, err)
 	}
-	return &st, nil
+	return nil
 }
 
 func (c *Client) post(ctx context.Context, id, op string, req request) (int, []byte, error) {
@@ -124,6 +138,12 @@ func apiErr(op string, code int, body []byte) error {
 	switch e.Code {
 	case CodeUnauthorized:
 		sentinel = ErrUnauthorized
+	case CodeForbidden:
+		sentinel = ErrForbidden
+	case CodeNotLauncher:
+		sentinel = ErrNotLauncher
+	case CodeRateLimited:
+		sentinel = ErrRateLimited
 	case CodeBadRequest:
 		sentinel = ErrBadRequest
 	case CodeUnknownCampaign:

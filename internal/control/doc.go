@@ -40,18 +40,25 @@
 //
 // # HTTP API
 //
-//	POST /v1/campaigns/{id}/prepare   {"by": "..."}                  202
-//	POST /v1/campaigns/{id}/proof     {"by": "..."}                  202 {"proof_id": ...}
-//	GET  /v1/campaigns/{id}/proofs/{proof}?wait=30s                  200 ProofReport
-//	POST /v1/campaigns/{id}/fire      {"by": "...", "force": false}  200 won | 409 already fired (with the winner)
-//	POST /v1/campaigns/{id}/abort     {"by": "..."}                  200
-//	GET  /v1/campaigns/{id}/status                                   200 CampaignStatus
-//	GET  /v1/campaigns                                               200 list
-//	GET  /healthz, GET /metrics                                      no auth
+//	POST /v1/campaigns/{id}/prepare   {}                  operator   202
+//	POST /v1/campaigns/{id}/proof     {}                  operator   202 {"proof_id": ...}
+//	GET  /v1/campaigns/{id}/proofs/{proof}?wait=30s       viewer     200 ProofReport
+//	POST /v1/campaigns/{id}/fire      {"force": false}    launcher   200 won | 409 already fired (with the winner)
+//	POST /v1/campaigns/{id}/abort     {}                  operator   200
+//	GET  /v1/campaigns/{id}/status                        viewer     200 CampaignStatus
+//	GET  /v1/campaigns                                    viewer     200 list
+//	GET  /v1/whoami                                       viewer     200 Identity
+//	GET  /v1/openapi.json, /healthz, /metrics             no auth
 //
-// Every /v1 route requires "Authorization: Bearer <control.token>" (constant
-// time compare); the server refuses to start without a token. Errors are JSON
-// {"error": reason, "code": machine code}: 401 unauthorized, 400 bad_request,
-// 404 unknown_campaign, 412 not_planned | not_ready (with "reasons"),
-// 409 already_fired (with "fire") | aborted, 503 guard_unavailable.
+// openapi.json (embedded, served at /v1/openapi.json) is the contract. Every
+// /v1 route requires "Authorization: Bearer <token>"; the token is resolved
+// to an identity (package identity: a users file, or the single shared
+// control.token as one launcher) and the identity's role is checked against
+// Needs. The actor recorded everywhere is the identity's name: a "by" in the
+// body is ignored. A campaign naming launchers is fired only by them
+// (ErrNotLauncher). Errors are JSON {"error": reason, "code": machine code}:
+// 401 unauthorized, 403 forbidden | not_a_launcher, 429 rate_limited (wrong
+// tokens per client address), 400 bad_request, 404 unknown_campaign,
+// 412 not_planned | not_ready (with "reasons"), 409 already_fired (with
+// "fire") | aborted, 503 guard_unavailable.
 package control

@@ -2,7 +2,7 @@ package control
 
 import (
 	"context"
-	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -17,34 +18,65 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/guard"
+	"github.com/owlpost/owlpost/internal/identity"
 )
 
-// ErrNoToken is returned by NewServer when no control token is configured:
-// without a token there is no fire, so the server does not start.
-var ErrNoToken = errors.New("control: no API token configured (set control.token or control.token_file); refusing to serve an unauthenticated fire button")
+// ErrNoToken is returned when no identity source is configured: without
+// identities there is no fire, so the server does not start.
+var ErrNoToken = errors.New("control: no identities configured (set control.users_file, or control.token / control.token_file for one shared launcher token); refusing to serve an unauthenticated fire button")
+
+// NewAuthenticator returns the identity source of cfg: the users file if
+// control.users_file is set, else the shared control.token as the one
+// identity control.token_name with role launcher, else ErrNoToken. With a
+// users file, control.token is only the caller's own credential.
+func NewAuthenticator(cfg *config.Config) (identity.Authenticator, error) {
+	if cfg.Control.UsersFile != "" {
+		return identity.LoadUsers(cfg.Control.UsersFile)
+	}
+	if strings.TrimSpace(cfg.Control.Token) == "" {
+		return nil, ErrNoToken
+	}
+	if !identity.ValidName(cfg.Control.TokenName) {
+		return nil, fmt.Errorf("control: control.token_name %q is not a user name ([a-z0-9][a-z0-9._-]{0,62})", cfg.Control.TokenName)
+	}
+	return identity.Static{Token: cfg.Control.Token, ID: identity.Identity{Name: cfg.Control.TokenName, Role: identity.Launcher, Source: "token"}}, nil
+}
+
+// OpenAPI is the API's OpenAPI 3 document (openapi.json, served at
+// /v1/openapi.json). Read-only.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // Server is the control HTTP API over a Service.
 type Server struct {
 	svc     *Service
-	token   []byte
+	auth    identity.Authenticator
+	limit   *identity.Limiter
 	log     *slog.Logger
 	mux     *http.ServeMux
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
 }
 
-// NewServer builds the API over svc with bearer token auth. reg receives the
-// request metrics and is served on /metrics (nil: no /metrics route).
-func NewServer(svc *Service, token string, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
-	if strings.TrimSpace(token) == "" {
+// NewServer builds the API over svc; auth resolves bearer tokens to
+// identities, limit slows down wrong tokens per client address (nil: 10
+// failures, then one more every 6 s). reg receives the request metrics and
+// is served on /metrics (nil: no /metrics route).
+func NewServer(svc *Service, auth identity.Authenticator, limit *identity.Limiter, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
+	if auth == nil {
 		return nil, ErrNoToken
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if limit == nil {
+		limit = identity.NewLimiter(10, 6*time.Second)
+	}
 	s := &Server{
-		svc: svc, token: []byte(token), log: log, mux: http.NewServeMux(),
+		svc: svc, auth: auth, limit: limit, log: log, mux: http.NewServeMux(),
 		reqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "owlpost", Subsystem: "control", Name: "requests_total",
 			Help: "Control API requests by route pattern and HTTP status code.",
@@ -62,13 +94,18 @@ func NewServer(svc *Service, token string, reg *prometheus.Registry, log *slog.L
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	s.route("POST /v1/campaigns/{id}/prepare", s.prepare)
-	s.route("POST /v1/campaigns/{id}/proof", s.proof)
-	s.route("GET /v1/campaigns/{id}/proofs/{proof}", s.proofReport)
-	s.route("POST /v1/campaigns/{id}/fire", s.fire)
-	s.route("POST /v1/campaigns/{id}/abort", s.abort)
-	s.route("GET /v1/campaigns/{id}/status", s.status)
-	s.route("GET /v1/campaigns", s.list)
+	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(OpenAPI)
+	})
+	s.route("POST /v1/campaigns/{id}/prepare", ActionPrepare, s.prepare)
+	s.route("POST /v1/campaigns/{id}/proof", ActionProof, s.proof)
+	s.route("GET /v1/campaigns/{id}/proofs/{proof}", ActionRead, s.proofReport)
+	s.route("POST /v1/campaigns/{id}/fire", ActionFire, s.fire)
+	s.route("POST /v1/campaigns/{id}/abort", ActionAbort, s.abort)
+	s.route("GET /v1/campaigns/{id}/status", ActionRead, s.status)
+	s.route("GET /v1/campaigns", ActionRead, s.list)
+	s.route("GET /v1/whoami", ActionRead, s.whoami)
 	return s, nil
 }
 
@@ -86,8 +123,11 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-// route registers an authenticated, measured /v1 handler.
-func (s *Server) route(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+// handler is a /v1 route's work on behalf of who.
+type handler func(w http.ResponseWriter, r *http.Request, who identity.Identity) error
+
+// route registers an authenticated, authorised, measured /v1 handler.
+func (s *Server) route(pattern, action string, h handler) {
 	name := pattern
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -96,13 +136,27 @@ func (s *Server) route(pattern string, h func(w http.ResponseWriter, r *http.Req
 			s.reqs.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
 			s.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
 		}()
-		if !s.authorized(r) {
-			sw.Header().Set("WWW-Authenticate", `Bearer realm="owlpost"`)
-			writeJSON(sw, http.StatusUnauthorized, apiError{Error: "missing or wrong bearer token", Code: "unauthorized"})
-			return
+		who, err := s.Authenticate(r)
+		if err == nil {
+			err = Allow(who, action)
+			if err != nil {
+				s.log.Warn("control api: forbidden", "route", name, "who", who.Name, "role", who.Role.String())
+			}
 		}
-		if err := h(sw, r); err != nil {
+		if err == nil {
+			err = checkPath(r)
+		}
+		if err == nil {
+			err = h(sw, r, who)
+		}
+		if err != nil {
 			code, body := errorBody(err)
+			switch code {
+			case http.StatusUnauthorized:
+				sw.Header().Set("WWW-Authenticate", `Bearer realm="owlpost"`)
+			case http.StatusTooManyRequests:
+				sw.Header().Set("Retry-After", "10")
+			}
 			if code >= 500 {
 				s.log.Error("control api", "route", name, "err", err)
 			}
@@ -111,13 +165,60 @@ func (s *Server) route(pattern string, h func(w http.ResponseWriter, r *http.Req
 	})
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+var (
+	idRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	proofRE = regexp.MustCompile(`^proof-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{12}$`)
+)
+
+// checkPath refuses path parameters that cannot name a campaign or proof.
+func checkPath(r *http.Request) error {
+	if id := r.PathValue("id"); id != "" && !idRE.MatchString(id) {
+		return fmt.Errorf("%w: %q is not a campaign id ([a-z0-9][a-z0-9._-]{0,62})", ErrBadRequest, id)
+	}
+	if p := r.PathValue("proof"); p != "" && !proofRE.MatchString(p) {
+		return fmt.Errorf("%w: %q is not a proof id", ErrBadRequest, p)
+	}
+	return nil
+}
+
+// ErrRateLimited: too many wrong tokens from this client; wait and retry.
+var ErrRateLimited = errors.New("too many failed logins from this address; wait and retry")
+
+// Authenticate returns the identity of r's bearer token. Wrong tokens are
+// counted per client address by the limiter; over the limit no token is
+// checked and the error wraps ErrRateLimited.
+func (s *Server) Authenticate(r *http.Request) (identity.Identity, error) {
 	h := r.Header.Get("Authorization")
 	const p = "Bearer "
-	if len(h) < len(p) || !strings.EqualFold(h[:len(p)], p) {
-		return false
+	if len(h) < len(p) || !strings.EqualFold(h[:len(p)], p) || strings.TrimSpace(h[len(p):]) == "" {
+		return identity.Identity{}, fmt.Errorf("%w: missing bearer token", ErrUnauthorized)
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[len(p):])), s.token) == 1
+	return s.Login(r, h[len(p):])
+}
+
+// Login checks token for the client of r, rate-limiting wrong tokens per
+// client address. The console's login form uses it too.
+func (s *Server) Login(r *http.Request, token string) (identity.Identity, error) {
+	client := ClientAddr(r)
+	if !s.limit.Allow(client) {
+		return identity.Identity{}, ErrRateLimited
+	}
+	who, err := s.auth.Authenticate(r.Context(), token)
+	if err != nil {
+		s.limit.Fail(client)
+		s.log.Warn("control api: wrong token", "client", client)
+		return identity.Identity{}, fmt.Errorf("%w: wrong token", ErrUnauthorized)
+	}
+	return who, nil
+}
+
+// ClientAddr is the client's IP address (the key of the login limiter).
+func ClientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // apiError is the JSON error body.
@@ -131,6 +232,9 @@ type apiError struct {
 // Machine-readable error codes.
 const (
 	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
+	CodeNotLauncher      = "not_a_launcher"
+	CodeRateLimited      = "rate_limited"
 	CodeBadRequest       = "bad_request"
 	CodeUnknownCampaign  = "unknown_campaign"
 	CodeNotPlanned       = "not_planned"
@@ -145,6 +249,14 @@ func errorBody(err error) (int, apiError) {
 	e := apiError{Error: err.Error()}
 	var nr *NotReadyError
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized, withCode(e, CodeUnauthorized)
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests, withCode(e, CodeRateLimited)
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, withCode(e, CodeForbidden)
+	case errors.Is(err, ErrNotLauncher):
+		return http.StatusForbidden, withCode(e, CodeNotLauncher)
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest, withCode(e, CodeBadRequest)
 	case errors.Is(err, ErrUnknownCampaign):
@@ -172,10 +284,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// request is the body of the POST routes.
+// request is the body of the POST routes; it may be empty. The actor is
+// the token's identity: a "by" sent by an older client is ignored.
 type request struct {
-	By    string `json:"by"`
-	Force bool   `json:"force"`
+	By    string `json:"by,omitempty"`
+	Force bool   `json:"force,omitempty"`
 }
 
 func readRequest(r *http.Request) (request, error) {
@@ -185,7 +298,7 @@ func readRequest(r *http.Request) (request, error) {
 		return req, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
-		return req, fmt.Errorf("%w: JSON body {\"by\": \"who\"} required", ErrBadRequest)
+		return req, nil
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
@@ -195,26 +308,24 @@ func readRequest(r *http.Request) (request, error) {
 	return req, nil
 }
 
-func (s *Server) prepare(w http.ResponseWriter, r *http.Request) error {
-	req, err := readRequest(r)
-	if err != nil {
+func (s *Server) prepare(w http.ResponseWriter, r *http.Request, who identity.Identity) error {
+	if _, err := readRequest(r); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
-	if err := s.svc.Prepare(r.Context(), id, req.By); err != nil {
+	if err := s.svc.Prepare(r.Context(), id, who.Name); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"campaign": id, "message": "prepare requested; follow GET status"})
 	return nil
 }
 
-func (s *Server) proof(w http.ResponseWriter, r *http.Request) error {
-	req, err := readRequest(r)
-	if err != nil {
+func (s *Server) proof(w http.ResponseWriter, r *http.Request, who identity.Identity) error {
+	if _, err := readRequest(r); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
-	pid, err := s.svc.Proof(r.Context(), id, req.By)
+	pid, err := s.svc.Proof(r.Context(), id, who.Name)
 	if err != nil {
 		return err
 	}
@@ -223,7 +334,7 @@ func (s *Server) proof(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) proofReport(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) proofReport(w http.ResponseWriter, r *http.Request, _ identity.Identity) error {
 	wait := time.Duration(0)
 	if q := r.URL.Query().Get("wait"); q != "" {
 		d, err := time.ParseDuration(q)
@@ -232,7 +343,10 @@ func (s *Server) proofReport(w http.ResponseWriter, r *http.Request) error {
 		}
 		wait = d
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), max(wait, 100*time.Millisecond))
+	if wait == 0 {
+		wait = 2 * time.Second // enough to read the audit log and the results so far
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	rep, err := s.svc.WaitProof(ctx, r.PathValue("id"), r.PathValue("proof"))
 	if rep == nil {
@@ -242,12 +356,12 @@ func (s *Server) proofReport(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) fire(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) fire(w http.ResponseWriter, r *http.Request, who identity.Identity) error {
 	req, err := readRequest(r)
 	if err != nil {
 		return err
 	}
-	out, err := s.svc.Fire(r.Context(), r.PathValue("id"), req.By, req.Force)
+	out, err := s.svc.Fire(r.Context(), r.PathValue("id"), who.Name, req.Force)
 	if err != nil {
 		return err
 	}
@@ -259,13 +373,12 @@ func (s *Server) fire(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) abort(w http.ResponseWriter, r *http.Request) error {
-	req, err := readRequest(r)
-	if err != nil {
+func (s *Server) abort(w http.ResponseWriter, r *http.Request, who identity.Identity) error {
+	if _, err := readRequest(r); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
-	rec, err := s.svc.Abort(r.Context(), id, req.By)
+	rec, err := s.svc.Abort(r.Context(), id, who.Name)
 	if err != nil {
 		return err
 	}
@@ -286,7 +399,7 @@ func abortReply(id string, rec guard.AbortRecord) AbortReply {
 		Message: fmt.Sprintf("aborted by %s at %s: no fire from now on; unsent notifications are dropped", rec.By, rec.At.UTC().Format(time.RFC3339))}
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) status(w http.ResponseWriter, r *http.Request, _ identity.Identity) error {
 	st, err := s.svc.Status(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -295,12 +408,17 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) list(w http.ResponseWriter, r *http.Request, _ identity.Identity) error {
 	cs, err := s.svc.Campaigns(r.Context())
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"campaigns": cs})
+	return nil
+}
+
+func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, who identity.Identity) error {
+	writeJSON(w, http.StatusOK, who)
 	return nil
 }
 

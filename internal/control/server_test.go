@@ -3,7 +3,6 @@ package control_test
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -18,14 +18,18 @@ import (
 const testToken = "s3cret-test-token"
 
 func TestServerRefusesToStartWithoutToken(t *testing.T) {
-	if _, err := control.NewServer(nil, "  ", nil, nil); !errors.Is(err, control.ErrNoToken) {
+	if _, err := control.NewServer(nil, nil, nil, nil, nil); !errors.Is(err, control.ErrNoToken) {
 		t.Fatalf("want ErrNoToken, got %v", err)
 	}
 }
 
 func (f *fixture) server(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv, err := control.NewServer(f.svc, testToken, f.reg, nil)
+	auth, err := control.NewAuthenticator(&config.Config{Control: config.ControlConfig{Token: testToken, TokenName: "control-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := control.NewServer(f.svc, auth, nil, f.reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +76,8 @@ func TestAPIAuthAndErrors(t *testing.T) {
 		{"wrong token status", "GET", ts.URL + "/v1/campaigns/" + f.def.ID + "/status", "nope", "", 401, control.CodeUnauthorized},
 		{"not ready", "POST", fire, testToken, body, 412, control.CodeNotReady},
 		{"unknown campaign", "POST", ts.URL + "/v1/campaigns/nope/fire", testToken, body, 404, control.CodeUnknownCampaign},
-		{"no by", "POST", fire, testToken, `{}`, 400, control.CodeBadRequest},
+		{"no body", "POST", fire, testToken, ``, 412, control.CodeNotReady},
+		{"unknown field", "POST", fire, testToken, `{"who":"x"}`, 400, control.CodeBadRequest},
 		{"bad json", "POST", fire, testToken, `{"by":`, 400, control.CodeBadRequest},
 		{"status", "GET", ts.URL + "/v1/campaigns/" + f.def.ID + "/status", testToken, "", 200, ""},
 		{"list", "GET", ts.URL + "/v1/campaigns", testToken, "", 200, ""},
@@ -100,6 +105,10 @@ func TestAPIAuthAndErrors(t *testing.T) {
 	code, m := call(t, "POST", fire, testToken, body)
 	if code != 200 || m["won"] != true {
 		t.Fatalf("fire: %d %v", code, m)
+	}
+	// The shared token is one identity: the "by" of the body is ignored.
+	if by := m["fire"].(map[string]any)["by"]; by != "control-token" {
+		t.Fatalf("fire recorded by %v, want the token's identity control-token", by)
 	}
 	code, m2 := call(t, "POST", fire, testToken, `{"by":"someone-else","force":true}`)
 	winner, _ := m["fire"].(map[string]any)
@@ -138,7 +147,7 @@ func TestAPIFiftyConcurrentFires(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = cl.Fire(f.ctx, f.def.ID, fmt.Sprintf("tool-%d", i), false)
+			outs[i], errs[i] = cl.Fire(f.ctx, f.def.ID, false)
 		}()
 	}
 	wg.Wait()
@@ -163,10 +172,10 @@ func TestAPIFiftyConcurrentFires(t *testing.T) {
 	}
 	// The client maps refusals back to the same sentinels.
 	bad := &control.Client{URL: ts.URL, Token: "wrong"}
-	if _, err := bad.Fire(f.ctx, f.def.ID, "x", false); !errors.Is(err, control.ErrUnauthorized) {
+	if _, err := bad.Fire(f.ctx, f.def.ID, false); !errors.Is(err, control.ErrUnauthorized) {
 		t.Fatalf("wrong token via client: %v", err)
 	}
-	if _, err := cl.Fire(f.ctx, "nope", "x", false); !errors.Is(err, control.ErrUnknownCampaign) {
+	if _, err := cl.Fire(f.ctx, "nope", false); !errors.Is(err, control.ErrUnknownCampaign) {
 		t.Fatalf("unknown via client: %v", err)
 	}
 	st, err := cl.Status(f.ctx, f.def.ID)

@@ -19,6 +19,7 @@ import (
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/guard"
+	"github.com/owlpost/owlpost/internal/identity"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -43,7 +44,41 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrUnauthorized is returned by the API client on a 401.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: the identity's role does not allow the action (the API
+	// client returns it on a 403 forbidden).
+	ErrForbidden = identity.ErrForbidden
+	// ErrNotLauncher: the campaign names its launchers and the presser is not
+	// one of them.
+	ErrNotLauncher = errors.New("not a launcher of this campaign")
 )
+
+// Actions and the role each needs; owlctl, the API and the console check
+// the caller's identity against this one table.
+const (
+	ActionRead    = "read"
+	ActionDefine  = "define"
+	ActionPlan    = "plan"
+	ActionPrepare = "prepare"
+	ActionProof   = "proof"
+	ActionAbort   = "abort"
+	ActionFire    = "fire"
+)
+
+// Needs maps each action to the least role allowed to do it.
+var Needs = map[string]identity.Role{
+	ActionRead: identity.Viewer, ActionDefine: identity.Operator, ActionPlan: identity.Operator,
+	ActionPrepare: identity.Operator, ActionProof: identity.Operator, ActionAbort: identity.Operator,
+	ActionFire: identity.Launcher,
+}
+
+// Allow returns nil if who may do action, else an error wrapping ErrForbidden.
+func Allow(who identity.Identity, action string) error {
+	need, ok := Needs[action]
+	if !ok {
+		return fmt.Errorf("%w: unknown action %q", ErrForbidden, action)
+	}
+	return who.Require(need, action)
+}
 
 // NotReadyError lists why a campaign is not ready to fire.
 type NotReadyError struct{ Reasons []string }
@@ -278,6 +313,7 @@ func (s *Service) Fire(ctx context.Context, id, by string, force bool) (FireOutc
 	case err != nil && !out.Won && out.Fire.FireID == "":
 		s.presses.WithLabelValues("refused").Inc()
 		s.log.Warn("fire refused", "campaign", id, "by", by, "force", force, "err", err)
+		s.auditRefusal(ctx, id, by, force, err)
 	case out.Won:
 		s.presses.WithLabelValues("won").Inc()
 		s.log.Info("FIRED", "campaign", id, "by", by, "fire_id", out.Fire.FireID, "force", force)
@@ -296,6 +332,9 @@ func (s *Service) fire(ctx context.Context, id, by string, force bool) (FireOutc
 	if err != nil {
 		return FireOutcome{}, fmt.Errorf("control: fire: %w", err)
 	}
+	if !def.MayFire(by) {
+		return FireOutcome{}, fmt.Errorf("control: fire %s: %w: %s may not press GO (launchers: %s)", id, ErrNotLauncher, by, strings.Join(def.Launch.Launchers, ", "))
+	}
 	if m == nil {
 		return FireOutcome{}, fmt.Errorf("control: fire: %w: %s (run owlctl plan, then prepare)", ErrNotPlanned, id)
 	}
@@ -309,7 +348,7 @@ func (s *Service) fire(ctx context.Context, id, by string, force bool) (FireOutc
 	if win, fired, err := s.guard.FireOf(ctx, id); err != nil {
 		return FireOutcome{}, fmt.Errorf("control: fire %s: %w", id, guardErr(err))
 	} else if fired {
-		return s.announce(ctx, id, win, false)
+		return s.announce(ctx, id, win, false, by)
 	}
 	if !force {
 		st, err := s.statuses(ctx)
@@ -329,23 +368,37 @@ func (s *Service) fire(ctx context.Context, id, by string, force bool) (FireOutc
 	if err != nil {
 		return FireOutcome{}, fmt.Errorf("control: fire %s: %w", id, guardErr(err))
 	}
-	return s.announce(ctx, id, win, won)
+	return s.announce(ctx, id, win, won, by)
 }
 
 // announce publishes the winner's trigger record. It is published by every
 // press (not only the winner's) so a crash after the guard win cannot lose
-// it; the fanout releases once per fire id.
-func (s *Service) announce(ctx context.Context, id string, win guard.FireRecord, won bool) (FireOutcome, error) {
+// it; the fanout releases once per fire id. by is this press's identity,
+// named in the note of a re-published record.
+func (s *Service) announce(ctx context.Context, id string, win guard.FireRecord, won bool, by string) (FireOutcome, error) {
 	out := outcome(id, win, won)
 	c := &wire.Control{Type: wire.ControlFire, Campaign: id, By: win.By, At: win.At, FireID: win.FireID,
 		Force: win.Force, Deadline: win.Deadline}
 	if !won {
-		c.Note = "re-published by a later press"
+		c.Note = "re-published by a later press of " + by
 	}
 	if err := s.publish(ctx, c); err != nil {
 		return out, fmt.Errorf("control: fire %s recorded (fire id %s) but the trigger was not published, press again to re-publish it: %w", id, win.FireID, err)
 	}
 	return out, nil
+}
+
+// auditRefusal records a refused press of a known campaign in the audit log
+// (Control{Type: refused}); the stages ignore it. Best effort: the press was
+// refused either way.
+func (s *Service) auditRefusal(ctx context.Context, id, by string, force bool, why error) {
+	if errors.Is(why, ErrUnknownCampaign) || errors.Is(why, ErrBadRequest) || ctx.Err() != nil {
+		return
+	}
+	c := &wire.Control{Type: wire.ControlRefused, Campaign: id, By: by, At: s.now().UTC(), Force: force, Note: why.Error()}
+	if err := s.publish(ctx, c); err != nil {
+		s.log.Warn("refused press not recorded in the audit log", "campaign", id, "by", by, "err", err)
+	}
 }
 
 // Abort stops campaign id: the guard records the abort first (so a later

@@ -29,15 +29,18 @@ func abortCommand() Command {
 			if err != nil {
 				return err
 			}
-			by, _ := fs.GetString("by")
+			via, who, err := actorOrAPI(ctx, cfg, fs, control.ActionAbort)
+			if err != nil {
+				return err
+			}
 			if yes, _ := fs.GetBool("yes"); !yes {
 				if err := confirm(env, "ABORT campaign "+id, id); err != nil {
 					fmt.Fprintln(env.Out, "not aborted")
 					return err
 				}
 			}
-			if via, _ := fs.GetBool("via-api"); via {
-				rep, err := (&control.Client{URL: cfg.Control.URL, Token: cfg.Control.Token}).Abort(ctx, id, by)
+			if via {
+				rep, err := (&control.Client{URL: cfg.Control.URL, Token: cfg.Control.Token}).Abort(ctx, id)
 				if err != nil {
 					return err
 				}
@@ -49,7 +52,7 @@ func abortCommand() Command {
 				return err
 			}
 			defer closeFn()
-			rec, err := svc.Abort(ctx, id, by)
+			rec, err := svc.Abort(ctx, id, who.Name)
 			if err != nil {
 				return err
 			}

@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
 	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/guard"
+	"github.com/owlpost/owlpost/internal/identity"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -29,6 +32,7 @@ func campaignCommand() Command {
 		Summary: "define campaigns from YAML/JSON files (validated: every problem is printed), show and list them",
 		Flags: func(fs *pflag.FlagSet) {
 			fs.Bool("json", false, "show/list: print JSON (show: the canonical definition)")
+			byFlag(fs)
 		},
 		Run: func(ctx context.Context, env *Env, fs *pflag.FlagSet, args []string) error {
 			verb, rest, err := subcommand(args, "create", "update", "validate", "show", "list")
@@ -77,7 +81,11 @@ func campaignCommand() Command {
 			defer cancel()
 			switch verb {
 			case "create", "update":
-				return putCampaign(ctx, env, cfg, cat, verb, rest[0])
+				who, err := actor(ctx, cfg, fs, control.ActionDefine)
+				if err != nil {
+					return err
+				}
+				return putCampaign(ctx, env, cfg, cl, cat, verb, rest[0], who.Name)
 			case "show":
 				return showCampaign(ctx, env, cat, rest[0], asJSON)
 			default:
@@ -109,10 +117,13 @@ func readCampaignFile(env *Env, path string) (*campaign.Campaign, error) {
 	return def, nil
 }
 
-func putCampaign(ctx context.Context, env *Env, cfg *config.Config, cat *catalog.Catalog, verb, path string) error {
+func putCampaign(ctx context.Context, env *Env, cfg *config.Config, cl *kgo.Client, cat *catalog.Catalog, verb, path, by string) error {
 	def, err := readCampaignFile(env, path)
 	if err != nil {
 		return err
+	}
+	if err := checkLaunchers(cfg, def); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if verb == "create" {
 		err := cat.CreateCampaign(ctx, def)
@@ -139,6 +150,9 @@ func putCampaign(ctx context.Context, env *Env, cfg *config.Config, cat *catalog
 		}
 	}
 	past := map[string]string{"create": "created", "update": "updated"}[verb]
+	if err := audit(ctx, cl, cfg, &wire.Control{Type: wire.ControlDefine, Campaign: def.ID, By: by, Note: past}); err != nil {
+		return fmt.Errorf("campaign %s %s, but not recorded in the audit log: %w", def.ID, past, err)
+	}
 	fmt.Fprintf(env.Out, "campaign %s %s (audience topic %s, %d locales)\n", def.ID, past, def.AudienceTopic, len(def.Messages))
 	if verb == "update" {
 		fmt.Fprintf(env.Out, "re-plan it if the audience or batch settings changed: owlctl plan %s\n", def.ID)
@@ -254,4 +268,27 @@ func listCampaigns(ctx context.Context, env *Env, cat *catalog.Catalog, asJSON b
 		fmt.Fprintln(env.Out, "no campaigns (owlctl campaign create FILE)")
 	}
 	return listErr
+}
+
+// checkLaunchers checks, when a users file is configured, that every named
+// launcher is a user with role launcher: a typo would leave nobody able to
+// fire on the day.
+func checkLaunchers(cfg *config.Config, def *campaign.Campaign) error {
+	if cfg.Control.UsersFile == "" || len(def.Launch.Launchers) == 0 {
+		return nil
+	}
+	users, err := identity.LoadUsers(cfg.Control.UsersFile)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range def.Launch.Launchers {
+		switch u, ok := users.Lookup(n); {
+		case !ok:
+			errs = append(errs, fmt.Errorf("launch.launchers: %s is not in the users file %s", n, cfg.Control.UsersFile))
+		case !u.Role.Allows(identity.Launcher):
+			errs = append(errs, fmt.Errorf("launch.launchers: %s is a %s, not a launcher", n, u.Role))
+		}
+	}
+	return errors.Join(errs...)
 }

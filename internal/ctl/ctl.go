@@ -46,6 +46,7 @@ func commands() []Command {
 		fireCommand(),
 		abortCommand(),
 		serveCommand(),
+		userCommand(),
 		campaignCommand(),
 		planCommand(),
 		audienceCommand(),

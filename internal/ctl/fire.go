@@ -42,8 +42,11 @@ func fireCommand() Command {
 			if err != nil {
 				return err
 			}
-			by, _ := fs.GetString("by")
 			force, _ := fs.GetBool("force")
+			via, who, err := actorOrAPI(ctx, cfg, fs, control.ActionFire)
+			if err != nil {
+				return err
+			}
 			if yes, _ := fs.GetBool("yes"); !yes {
 				what := "FIRE campaign " + id + " now"
 				if force {
@@ -55,15 +58,15 @@ func fireCommand() Command {
 				}
 			}
 			var out control.FireOutcome
-			if via, _ := fs.GetBool("via-api"); via {
-				out, err = (&control.Client{URL: cfg.Control.URL, Token: cfg.Control.Token}).Fire(ctx, id, by, force)
+			if via {
+				out, err = (&control.Client{URL: cfg.Control.URL, Token: cfg.Control.Token}).Fire(ctx, id, force)
 			} else {
 				svc, closeFn, err2 := controlService(cfg, env, nil)
 				if err2 != nil {
 					return err2
 				}
 				defer closeFn()
-				out, err = svc.Fire(ctx, id, by, force)
+				out, err = svc.Fire(ctx, id, who.Name, force)
 			}
 			if out.Fire.FireID != "" {
 				fmt.Fprintln(env.Out, out.Message)

@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/guard"
+	"github.com/owlpost/owlpost/internal/identity"
 	"github.com/owlpost/owlpost/internal/testenv"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -148,7 +150,11 @@ func TestFireCommandConfirmation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := control.NewServer(svc, "tok-123", nil, nil)
+	auth, err := control.NewAuthenticator(&config.Config{Control: config.ControlConfig{Token: "tok-123", TokenName: "control-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := control.NewServer(svc, auth, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,9 +168,66 @@ func TestFireCommandConfirmation(t *testing.T) {
 		{"tok-123", ExitAlreadyFired, "already fired at"},
 		{"wrong", 1, "unauthorized"},
 	} {
-		code, out := run("", "fire", id, "--yes", "--via-api", "--by", "carol", "--control.url", hs.URL, "--control.token", tc.token)
+		code, out := run("", "fire", id, "--yes", "--via-api", "--control.url", hs.URL, "--control.token", tc.token)
 		if code != tc.code || !strings.Contains(out, tc.want) {
 			t.Fatalf("via api with token %q: want exit %d and %q, got %d:\n%s", tc.token, tc.code, tc.want, code, out)
 		}
+	}
+}
+
+// TestFireCommandIdentities: with a users file, owlctl acts as the owner of
+// control.token: a viewer cannot fire, --by cannot borrow another name, and
+// a launcher's fire is recorded under the token's name.
+func TestFireCommandIdentities(t *testing.T) {
+	cfg := testenv.Config(t)
+	testenv.Topics(t, cfg)
+	ctx := testenv.Context(t, 2*time.Minute)
+	id := readyCampaign(t, ctx, cfg)
+	g := guard.New(testenv.Redis(t, cfg), cfg.Redis.Prefix, nil)
+	file := controlConfigFile(t, cfg)
+	tokens := map[string]string{}
+	users := "users:\n"
+	for _, u := range [][2]string{{"alice", "launcher"}, {"vera", "viewer"}} {
+		tok, hash, err := identity.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[u[0]] = tok
+		users += fmt.Sprintf("  - {name: %s, role: %s, token_hash: %q}\n", u[0], u[1], hash)
+	}
+	usersFile := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(usersFile, []byte(users), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		env := &Env{Out: &out, Err: &errb, In: strings.NewReader(""), Log: NewEnv().Log}
+		code := Main(context.Background(), append(args, "--config", file, "--control.users_file", usersFile), env)
+		return code, out.String() + errb.String()
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no token", []string{"fire", id, "--yes"}, 1, "needs your own token"},
+		{"viewer", []string{"fire", id, "--yes", "--control.token", tokens["vera"]}, 1, "forbidden"},
+		{"borrowed name", []string{"fire", id, "--yes", "--control.token", tokens["vera"], "--by", "alice"}, 2, "the audit log takes the name from the token"},
+		{"whoami", []string{"user", "whoami", "--control.token", tokens["vera"]}, 0, "vera (viewer, from users-file)"},
+		{"launcher", []string{"fire", id, "--yes", "--control.token", tokens["alice"]}, 0, "by alice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := run(tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Fatalf("want exit %d and %q, got %d:\n%s", tc.code, tc.want, code, out)
+			}
+			if strings.Contains(out, tokens["alice"]) || strings.Contains(out, tokens["vera"]) {
+				t.Fatalf("a token reached the output:\n%s", out)
+			}
+		})
+	}
+	if rec, fired, err := g.FireOf(ctx, id); err != nil || !fired || rec.By != "alice" {
+		t.Fatalf("fire record %+v fired=%v (%v), want by alice", rec, fired, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/planner"
 	"github.com/owlpost/owlpost/internal/wire"
@@ -43,7 +44,11 @@ func planCommand() Command {
 			timeout, _ := fs.GetDuration("timeout")
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			by, _ := fs.GetString("by")
+			who, err := actor(ctx, cfg, fs, control.ActionPlan)
+			if err != nil {
+				return err
+			}
+			by := who.Name
 			via, _ := fs.GetBool("via-service")
 			asJSON, _ := fs.GetBool("json")
 			var m *wire.Manifest
@@ -109,12 +114,8 @@ func planViaService(ctx context.Context, env *Env, cfg *config.Config, id, by st
 		return nil, err
 	}
 	at := time.Now().UTC()
-	val, err := wire.Encode(&wire.Control{Type: wire.ControlPlan, Campaign: id, By: by, At: at})
-	if err != nil {
+	if err := audit(ctx, cl, cfg, &wire.Control{Type: wire.ControlPlan, Campaign: id, By: by, At: at}); err != nil {
 		return nil, err
-	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Topics.Control, Key: []byte(id), Value: val}).FirstErr(); err != nil {
-		return nil, fmt.Errorf("publish plan request: %w", err)
 	}
 	fmt.Fprintf(env.Err, "plan request for %s published (current generation %d); waiting for the planner service...\n", id, prevGen)
 	opts, err := kafka.Opts(cfg)

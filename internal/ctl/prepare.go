@@ -31,12 +31,16 @@ func prepareCommand() Command {
 			if err != nil {
 				return err
 			}
+			who, err := actor(ctx, cfg, fs, control.ActionPrepare)
+			if err != nil {
+				return err
+			}
+			by := who.Name
 			svc, closeFn, err := controlService(cfg, env, nil)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			by, _ := fs.GetString("by")
 			if err := svc.Prepare(ctx, id, by); err != nil {
 				return err
 			}

@@ -28,12 +28,16 @@ func proofCommand() Command {
 			if err != nil {
 				return err
 			}
+			who, err := actor(ctx, cfg, fs, control.ActionProof)
+			if err != nil {
+				return err
+			}
+			by := who.Name
 			svc, closeFn, err := controlService(cfg, env, nil)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			by, _ := fs.GetString("by")
 			pid, err := svc.Proof(ctx, id, by)
 			if err != nil {
 				return err

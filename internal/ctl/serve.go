@@ -21,7 +21,7 @@ func serveCommand() Command {
 	return Command{
 		Name:    "serve",
 		Usage:   "serve",
-		Summary: "run the control HTTP API (prepare, proof, fire, abort, status) on control.addr; needs control.token",
+		Summary: "run the control HTTP API (prepare, proof, fire, abort, status) on control.addr; needs control.users_file or control.token",
 		Run: func(ctx context.Context, env *Env, fs *pflag.FlagSet, args []string) error {
 			if len(args) != 0 {
 				return usageErr("serve takes no arguments")
@@ -30,8 +30,9 @@ func serveCommand() Command {
 			if err != nil {
 				return err
 			}
-			if cfg.Control.Token == "" {
-				return control.ErrNoToken
+			auth, err := control.NewAuthenticator(cfg)
+			if err != nil {
+				return err
 			}
 			env.Log.Info("starting control API", "config", cfg.String())
 			reg := metrics.NewRegistry()
@@ -40,7 +41,7 @@ func serveCommand() Command {
 				return err
 			}
 			defer closeFn()
-			srv, err := control.NewServer(svc, cfg.Control.Token, reg, env.Log)
+			srv, err := control.NewServer(svc, auth, nil, reg, env.Log)
 			if err != nil {
 				return err
 			}
@@ -77,9 +78,10 @@ func controlService(cfg *config.Config, env *Env, reg prometheus.Registerer, ext
 	return svc, closeFn, nil
 }
 
-// byFlag registers --by, defaulting to the operator's login name.
+// byFlag registers --by. With a users file the name comes from the token
+// (see actor); without one, --by (default: the login name) is trusted.
 func byFlag(fs *pflag.FlagSet) {
-	fs.String("by", defaultActor(), "who is acting, for the audit log")
+	fs.String("by", "", "who is acting, for the audit log: only without control.users_file (default: your login name); with one, your token names you")
 }
 
 func defaultActor() string {

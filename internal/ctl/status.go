@@ -35,6 +35,9 @@ func statusCommand() Command {
 			if via, _ := fs.GetBool("via-api"); via {
 				st, err = (&control.Client{URL: cfg.Control.URL, Token: cfg.Control.Token}).Status(ctx, id)
 			} else {
+				if _, err := actor(ctx, cfg, fs, control.ActionRead); err != nil {
+					return err
+				}
 				svc, closeFn, err2 := controlService(cfg, env, nil)
 				if err2 != nil {
 					return err2

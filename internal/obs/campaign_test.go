@@ -116,11 +116,11 @@ func TestCampaignObservability(t *testing.T) {
 
 	// GO through the control API, twice: one fire, one lost press.
 	api := &control.Client{URL: cfg.Control.URL, Token: cfg.Control.Token}
-	won, err := api.Fire(ctx, id, "obs-marketer-1", false)
+	won, err := api.Fire(ctx, id, false)
 	if err != nil || !won.Won {
 		t.Fatalf("fire: %+v %v", won, err)
 	}
-	if lost, err := api.Fire(ctx, id, "obs-marketer-2", false); err != nil || lost.Won || lost.Fire.FireID != won.Fire.FireID {
+	if lost, err := api.Fire(ctx, id, false); err != nil || lost.Won || lost.Fire.FireID != won.Fire.FireID {
 		t.Fatalf("second press: %+v %v", lost, err)
 	}
 

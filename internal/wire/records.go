@@ -108,6 +108,10 @@ const (
 	ControlProof   = "proof"
 	ControlFire    = "fire"
 	ControlAbort   = "abort"
+	// ControlDefine and ControlRefused are audit records only (a definition
+	// stored, a press of GO refused); the stages ignore them.
+	ControlDefine  = "define"
+	ControlRefused = "refused"
 )
 
 // Control is a request to the stages (the trigger record is Type "fire") and
