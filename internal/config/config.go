@@ -14,6 +14,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/owlpost/owlpost/internal/push"
 )
 
 // Config is everything a stage or the CLI needs. Field tags are the config keys.
@@ -143,6 +145,9 @@ type APNsConfig struct {
 	CAFile      string        `mapstructure:"ca_file"`
 	Connections int           `mapstructure:"connections"`
 	Timeout     time.Duration `mapstructure:"timeout"`
+	// Transport is the HTTP/2 client under apns2: "library" (apns2's own)
+	// or "fast" (push/h2).
+	Transport string `mapstructure:"transport"`
 }
 
 // FCMConfig points the FCM adapter at Google (default) or the simulator.
@@ -154,6 +159,9 @@ type FCMConfig struct {
 	CAFile   string        `mapstructure:"ca_file"`
 	Clients  int           `mapstructure:"clients"`
 	Timeout  time.Duration `mapstructure:"timeout"`
+	// Transport is the HTTP/2 client under firebase: "library" (net/http's)
+	// or "fast" (push/h2).
+	Transport string `mapstructure:"transport"`
 }
 
 // PlannerConfig tunes planning.
@@ -282,6 +290,7 @@ func defaults() map[string]any {
 		"apns.ca_file":            "",
 		"apns.connections":        4,
 		"apns.timeout":            10 * time.Second,
+		"apns.transport":          DefaultTransport,
 
 		"fcm.project_id":       "",
 		"fcm.credentials_file": "",
@@ -289,6 +298,7 @@ func defaults() map[string]any {
 		"fcm.ca_file":          "",
 		"fcm.clients":          4,
 		"fcm.timeout":          10 * time.Second,
+		"fcm.transport":        DefaultTransport,
 
 		"planner.ios_batch_size":     500,
 		"planner.android_batch_size": 250,
@@ -528,6 +538,11 @@ func (c *Config) Validate() error {
 	if c.FCM.Clients < 1 {
 		bad("fcm.clients", "must be >= 1")
 	}
+	for _, kv := range [][2]string{{"apns.transport", c.APNs.Transport}, {"fcm.transport", c.FCM.Transport}} {
+		if kv[1] != push.TransportLibrary && kv[1] != push.TransportFast {
+			bad(kv[0], "%q is not %s or %s", kv[1], push.TransportLibrary, push.TransportFast)
+		}
+	}
 	if c.Planner.IOSBatchSize < 1 || c.Planner.IOSBatchSize > 10000 {
 		bad("planner.ios_batch_size", "must be 1..10000, got %d", c.Planner.IOSBatchSize)
 	}
@@ -560,6 +575,9 @@ func (c *Config) Validate() error {
 }
 
 const redactedMark = "[redacted]"
+
+// DefaultTransport is the default of apns.transport and fcm.transport.
+const DefaultTransport = push.TransportLibrary
 
 // Redacted returns a copy safe to log: every secret that is set is replaced.
 func (c *Config) Redacted() Config {

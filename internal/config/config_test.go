@@ -61,6 +61,8 @@ func TestValidateNamesField(t *testing.T) {
 		{"OWLPOST_SENDER_PLATFORM", "windows", "sender.platform"},
 		{"OWLPOST_PLANNER_IOS_BATCH_SIZE", "0", "planner.ios_batch_size"},
 		{"OWLPOST_KAFKA_SASL_MECHANISM", "GSSAPI", "kafka.sasl.mechanism"},
+		{"OWLPOST_APNS_TRANSPORT", "quick", "apns.transport"},
+		{"OWLPOST_FCM_TRANSPORT", "", "fcm.transport"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.field, func(t *testing.T) {

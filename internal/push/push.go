@@ -18,6 +18,16 @@ const (
 // Valid reports whether p is a known platform.
 func (p Platform) Valid() bool { return p == IOS || p == Android }
 
+// The HTTP/2 client under a provider library (the adapters' Options.Transport,
+// config apns.transport and fcm.transport).
+const (
+	// TransportLibrary: the library's own (golang.org/x/net/http2 for apns2,
+	// net/http's for firebase).
+	TransportLibrary = "library"
+	// TransportFast: push/h2, one writer and one reader per connection.
+	TransportFast = "fast"
+)
+
 // Message is what every token of one campaign locale receives. It is rendered
 // once per campaign and locale (campaign.Render) and shared read-only by all
 // goroutines sending it.

@@ -43,6 +43,7 @@ func APNsOptions(c config.APNsConfig) apns.Options {
 		CAFile:       c.CAFile,
 		Connections:  c.Connections,
 		Timeout:      c.Timeout,
+		Transport:    c.Transport,
 	}
 }
 
@@ -55,5 +56,6 @@ func FCMOptions(c config.FCMConfig) fcm.Options {
 		CAFile:          c.CAFile,
 		Clients:         c.Clients,
 		Timeout:         c.Timeout,
+		Transport:       c.Transport,
 	}
 }

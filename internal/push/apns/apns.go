@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/push/h2"
 )
 
 // Defaults applied by New to zero Options fields.
@@ -71,6 +73,10 @@ type Options struct {
 	Concurrency int
 	// Timeout bounds one request (a context deadline per push). Default 30s.
 	Timeout time.Duration
+	// Transport is push.TransportLibrary (default: apns2's own HTTP/2
+	// transport, one per connection) or push.TransportFast (one push/h2
+	// transport with Connections connections under a single apns2 client).
+	Transport string
 }
 
 // Sender sends to APNs over sideshow/apns2. It implements push.Sender and is
@@ -83,6 +89,8 @@ type Sender struct {
 	jwt         *token.Token // nil with certificate auth
 	rr          atomic.Uint32
 	workers     *push.Workers
+	fast        *h2.Transport // nil with the library transport
+	authority   string        // host[:port] of the APNs URL, for fast.Dial
 }
 
 var _ push.Sender = (*Sender)(nil)
@@ -130,22 +138,36 @@ func New(opts Options) (*Sender, error) {
 		return nil, errors.New("apns: no credentials: set Options.KeyPEM or KeyFile (with KeyID, TeamID), or Options.CertFile")
 	}
 
-	for range opts.Connections {
-		var c *apns2.Client
-		if s.jwt != nil {
-			c = apns2.NewTokenClient(s.jwt)
-		} else {
-			c = apns2.NewClient(cert)
+	switch opts.Transport {
+	case "", push.TransportLibrary:
+	case push.TransportFast:
+		tlsConf := &tls.Config{RootCAs: roots}
+		if certAuth {
+			tlsConf.Certificates = []tls.Certificate{cert}
 		}
-		h2, ok := c.HTTPClient.Transport.(*http2.Transport)
+		s.fast = h2.New(h2.Options{TLSConfig: tlsConf, Conns: opts.Connections})
+		u, _ := url.Parse(host)
+		s.authority = u.Host
+		// One client: the pool spreads its requests over the connections.
+		c := newClient(s.jwt, cert)
+		c.HTTPClient = &http.Client{Transport: &transport{base: s.fast, zero: []string{"0"}}}
+		c.Host = host
+		s.clients = []*apns2.Client{c}
+		return s, nil
+	default:
+		return nil, fmt.Errorf("apns: Options.Transport %q: want %q or %q", opts.Transport, push.TransportLibrary, push.TransportFast)
+	}
+	for range opts.Connections {
+		c := newClient(s.jwt, cert)
+		lib, ok := c.HTTPClient.Transport.(*http2.Transport)
 		if !ok {
 			return nil, fmt.Errorf("apns: unexpected apns2 transport %T", c.HTTPClient.Transport)
 		}
-		if h2.TLSClientConfig == nil {
-			h2.TLSClientConfig = &tls.Config{}
+		if lib.TLSClientConfig == nil {
+			lib.TLSClientConfig = &tls.Config{}
 		}
-		h2.TLSClientConfig.RootCAs = roots
-		c.HTTPClient.Transport = &transport{base: h2, zero: []string{"0"}}
+		lib.TLSClientConfig.RootCAs = roots
+		c.HTTPClient.Transport = &transport{base: lib, zero: []string{"0"}}
 		// The per-request timeout is a context deadline set by the worker:
 		// http.Client.Timeout over a transport net/http does not recognise
 		// (ours wraps http2's) costs a timer goroutine per request.
@@ -154,6 +176,14 @@ func New(opts Options) (*Sender, error) {
 		s.clients = append(s.clients, c)
 	}
 	return s, nil
+}
+
+// newClient is apns2's client for token auth (jwt set) or certificate auth.
+func newClient(jwt *token.Token, cert tls.Certificate) *apns2.Client {
+	if jwt != nil {
+		return apns2.NewTokenClient(jwt)
+	}
+	return apns2.NewClient(cert)
 }
 
 func resolveHost(h string) (string, error) {
@@ -223,6 +253,14 @@ func (s *Sender) Prepare(ctx context.Context) error {
 		s.jwt.Unlock()
 		if err != nil {
 			return fmt.Errorf("apns: sign provider token: %w: %w", err, push.ErrFatal)
+		}
+	}
+	if s.fast != nil {
+		dctx, cancel := context.WithTimeout(ctx, s.timeout)
+		err := s.fast.Dial(dctx, s.authority)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("apns: prepare: %w", &push.RetryAfterError{Reason: "network", Err: err})
 		}
 	}
 	errs := make([]error, len(s.clients))
@@ -399,6 +437,9 @@ func (b *batch) transportError(err error) error {
 // client.
 func (s *Sender) Close() error {
 	s.workers.Close()
+	if s.fast != nil {
+		return s.fast.Close()
+	}
 	for _, c := range s.clients {
 		c.CloseIdleConnections()
 	}

@@ -57,8 +57,12 @@ func startSim(t testing.TB, mutate func(*pushsim.Config)) *sim {
 	return &sim{Server: s, p8: p8}
 }
 
-func (s *sim) options() apns.Options {
-	return apns.Options{
+// transports are the adapter's two HTTP/2 clients; the tests that talk to the
+// simulator run with each.
+var transports = []string{push.TransportLibrary, push.TransportFast}
+
+func (s *sim) options(transport string) apns.Options {
+	return apns.Options{Transport: transport,
 		Host: s.APNsURL(), KeyPEM: s.p8, KeyID: keyID, TeamID: teamID,
 		Topic: topic, CAPEM: s.CACertPEM(), Connections: 2, Timeout: 10 * time.Second,
 	}
@@ -144,198 +148,222 @@ func TestNewValidation(t *testing.T) {
 // TestSendBatchOutcomes checks the error mapping against the simulator's real
 // HTTP/2 answers, one token per deterministic pattern.
 func TestSendBatchOutcomes(t *testing.T) {
-	sm := startSim(t, func(c *pushsim.Config) { c.Faults.RetryAfter = 3 * time.Second })
-	s := newSender(t, sm.options())
-	ctx := context.Background()
-	if err := s.Prepare(ctx); err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	tests := []struct {
-		name   string
-		token  string
-		class  push.Class
-		reason string
-		wait   time.Duration
-	}{
-		{"accepted", hexToken(t, "a0"), push.ClassOK, "ok", 0},
-		{"unregistered", hexToken(t, "dead0410"), push.ClassInvalidToken, "Unregistered", 0},
-		{"bad token pattern", hexToken(t, "dead0400"), push.ClassInvalidToken, "BadDeviceToken", 0},
-		{"malformed token", "not-a-device-token", push.ClassInvalidToken, "BadDeviceToken", 0},
-		{"too many requests", hexToken(t, "dead0429"), push.ClassRetryable, "TooManyRequests", 3 * time.Second},
-		{"unavailable", hexToken(t, "dead0503"), push.ClassRetryable, "ServiceUnavailable", 3 * time.Second},
-		{"internal error", hexToken(t, "dead0500"), push.ClassRetryable, "InternalServerError", 0},
-	}
-	tokens := make([]string, len(tests))
-	for i, tc := range tests {
-		tokens[i] = tc.token
-	}
-	res := s.SendBatch(ctx, message("outcomes"), tokens)
-	if len(res) != len(tests) {
-		t.Fatalf("got %d results, want %d", len(res), len(tests))
-	}
-	for i, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := res[i]
-			if r.Token != tc.token {
-				t.Fatalf("result %d is for token %q, want %q (order)", i, r.Token, tc.token)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, func(c *pushsim.Config) { c.Faults.RetryAfter = 3 * time.Second })
+			s := newSender(t, sm.options(tr))
+			ctx := context.Background()
+			if err := s.Prepare(ctx); err != nil {
+				t.Fatalf("Prepare: %v", err)
 			}
-			if got := push.Classify(r.Err); got != tc.class {
-				t.Fatalf("class = %v (err %v), want %v", got, r.Err, tc.class)
+			tests := []struct {
+				name   string
+				token  string
+				class  push.Class
+				reason string
+				wait   time.Duration
+			}{
+				{"accepted", hexToken(t, "a0"), push.ClassOK, "ok", 0},
+				{"unregistered", hexToken(t, "dead0410"), push.ClassInvalidToken, "Unregistered", 0},
+				{"bad token pattern", hexToken(t, "dead0400"), push.ClassInvalidToken, "BadDeviceToken", 0},
+				{"malformed token", "not-a-device-token", push.ClassInvalidToken, "BadDeviceToken", 0},
+				{"too many requests", hexToken(t, "dead0429"), push.ClassRetryable, "TooManyRequests", 3 * time.Second},
+				{"unavailable", hexToken(t, "dead0503"), push.ClassRetryable, "ServiceUnavailable", 3 * time.Second},
+				{"internal error", hexToken(t, "dead0500"), push.ClassRetryable, "InternalServerError", 0},
 			}
-			if got := push.Reason(r.Err); got != tc.reason {
-				t.Errorf("reason = %q, want %q", got, tc.reason)
+			tokens := make([]string, len(tests))
+			for i, tc := range tests {
+				tokens[i] = tc.token
 			}
-			if got := push.RetryWait(r.Err); got != tc.wait {
-				t.Errorf("retry wait = %v, want %v", got, tc.wait)
+			res := s.SendBatch(ctx, message("outcomes"), tokens)
+			if len(res) != len(tests) {
+				t.Fatalf("got %d results, want %d", len(res), len(tests))
 			}
-			if tc.class == push.ClassOK && r.ID == "" {
-				t.Errorf("accepted without apns-id")
+			for i, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					r := res[i]
+					if r.Token != tc.token {
+						t.Fatalf("result %d is for token %q, want %q (order)", i, r.Token, tc.token)
+					}
+					if got := push.Classify(r.Err); got != tc.class {
+						t.Fatalf("class = %v (err %v), want %v", got, r.Err, tc.class)
+					}
+					if got := push.Reason(r.Err); got != tc.reason {
+						t.Errorf("reason = %q, want %q", got, tc.reason)
+					}
+					if got := push.RetryWait(r.Err); got != tc.wait {
+						t.Errorf("retry wait = %v, want %v", got, tc.wait)
+					}
+					if tc.class == push.ClassOK && r.ID == "" {
+						t.Errorf("accepted without apns-id")
+					}
+				})
+			}
+			// The 429 pattern answers once: a second send (the sender's retry) goes through.
+			again := s.SendBatch(ctx, message("outcomes"), []string{tests[4].token})
+			if again[0].Err != nil {
+				t.Errorf("second send of 429 token: %v", again[0].Err)
+			}
+			st := sm.Stats("outcomes")
+			if st.Accepted != 2 || st.RejectedByReason["Unregistered"] != 1 || st.RejectedByReason["TooManyRequests"] != 1 {
+				t.Errorf("simulator stats = %+v", st)
 			}
 		})
-	}
-	// The 429 pattern answers once: a second send (the sender's retry) goes through.
-	again := s.SendBatch(ctx, message("outcomes"), []string{tests[4].token})
-	if again[0].Err != nil {
-		t.Errorf("second send of 429 token: %v", again[0].Err)
-	}
-	st := sm.Stats("outcomes")
-	if st.Accepted != 2 || st.RejectedByReason["Unregistered"] != 1 || st.RejectedByReason["TooManyRequests"] != 1 {
-		t.Errorf("simulator stats = %+v", st)
 	}
 }
 
 func TestRejectedNotification(t *testing.T) {
-	sm := startSim(t, nil)
-	s := newSender(t, sm.options())
-	msg := message("too-large")
-	msg.APNs.Payload = []byte(`{"aps":{"alert":"` + strings.Repeat("x", 5000) + `"}}`)
-	res := s.SendBatch(context.Background(), msg, []string{hexToken(t, "b1")})
-	if c := push.Classify(res[0].Err); c != push.ClassRejected || push.Reason(res[0].Err) != "PayloadTooLarge" {
-		t.Fatalf("got %v %q (%v), want rejected PayloadTooLarge", c, push.Reason(res[0].Err), res[0].Err)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			s := newSender(t, sm.options(tr))
+			msg := message("too-large")
+			msg.APNs.Payload = []byte(`{"aps":{"alert":"` + strings.Repeat("x", 5000) + `"}}`)
+			res := s.SendBatch(context.Background(), msg, []string{hexToken(t, "b1")})
+			if c := push.Classify(res[0].Err); c != push.ClassRejected || push.Reason(res[0].Err) != "PayloadTooLarge" {
+				t.Fatalf("got %v %q (%v), want rejected PayloadTooLarge", c, push.Reason(res[0].Err), res[0].Err)
+			}
+		})
 	}
 }
 
 func TestPrepareFatal(t *testing.T) {
-	otherP8, _, err := pushsim.GenerateAPNsKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name   string
-		mutate func(*apns.Options)
-		reason string
-	}{
-		{"wrong JWT key", func(o *apns.Options) { o.KeyPEM = otherP8 }, "InvalidProviderToken"},
-		{"wrong key id", func(o *apns.Options) { o.KeyID = "ZZZ999ZZZZ" }, "InvalidProviderToken"},
-		{"wrong topic", func(o *apns.Options) { o.Topic = "com.example.other" }, "TopicDisallowed"},
-	}
-	sm := startSim(t, nil)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			o := sm.options()
-			tc.mutate(&o)
-			s := newSender(t, o)
-			err := s.Prepare(context.Background())
-			if !errors.Is(err, push.ErrFatal) || push.Classify(err) != push.ClassFatal {
-				t.Fatalf("Prepare = %v, want fatal", err)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			otherP8, _, err := pushsim.GenerateAPNsKey()
+			if err != nil {
+				t.Fatal(err)
 			}
-			if got := push.Reason(err); got != tc.reason {
-				t.Errorf("reason = %q, want %q", got, tc.reason)
+			tests := []struct {
+				name   string
+				mutate func(*apns.Options)
+				reason string
+			}{
+				{"wrong JWT key", func(o *apns.Options) { o.KeyPEM = otherP8 }, "InvalidProviderToken"},
+				{"wrong key id", func(o *apns.Options) { o.KeyID = "ZZZ999ZZZZ" }, "InvalidProviderToken"},
+				{"wrong topic", func(o *apns.Options) { o.Topic = "com.example.other" }, "TopicDisallowed"},
 			}
-			// A batch sent anyway is refused as fatal for every token.
-			res := s.SendBatch(context.Background(), message("fatal"), []string{hexToken(t, "c1"), hexToken(t, "c2")})
-			for _, r := range res {
-				if push.Classify(r.Err) != push.ClassFatal {
-					t.Errorf("token %s: %v, want fatal", r.Token, r.Err)
-				}
+			sm := startSim(t, nil)
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					o := sm.options(tr)
+					tc.mutate(&o)
+					s := newSender(t, o)
+					err := s.Prepare(context.Background())
+					if !errors.Is(err, push.ErrFatal) || push.Classify(err) != push.ClassFatal {
+						t.Fatalf("Prepare = %v, want fatal", err)
+					}
+					if got := push.Reason(err); got != tc.reason {
+						t.Errorf("reason = %q, want %q", got, tc.reason)
+					}
+					// A batch sent anyway is refused as fatal for every token.
+					res := s.SendBatch(context.Background(), message("fatal"), []string{hexToken(t, "c1"), hexToken(t, "c2")})
+					for _, r := range res {
+						if push.Classify(r.Err) != push.ClassFatal {
+							t.Errorf("token %s: %v, want fatal", r.Token, r.Err)
+						}
+					}
+				})
+			}
+			if st := sm.Stats("fatal"); st.Accepted != 0 {
+				t.Errorf("accepted %d notifications with bad credentials", st.Accepted)
 			}
 		})
-	}
-	if st := sm.Stats("fatal"); st.Accepted != 0 {
-		t.Errorf("accepted %d notifications with bad credentials", st.Accepted)
 	}
 }
 
 // TestBatchExactlyOnce sends 1000 tokens over 4 connections with bounded
 // concurrency and checks the simulator saw each exactly once.
 func TestBatchExactlyOnce(t *testing.T) {
-	sm := startSim(t, nil)
-	o := sm.options()
-	o.Connections = 4
-	o.Concurrency = 200
-	s := newSender(t, o)
-	if err := s.Prepare(context.Background()); err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	tokens := make([]string, 1000)
-	for i := range tokens {
-		tokens[i] = hexToken(t, "")
-	}
-	msg := message("once")
-	msg.APNs.Payload = []byte(`{"aps":{"content-available":1}}`)
-	msg.APNs.PushType = "background"
-	msg.APNs.Priority = 5
-	res := s.SendBatch(context.Background(), msg, tokens)
-	for i, r := range res {
-		if r.Token != tokens[i] || r.Err != nil || r.ID == "" {
-			t.Fatalf("result %d = %+v", i, r)
-		}
-	}
-	st := sm.Stats("once")
-	if st.Accepted != 1000 || st.DistinctTokens != 1000 || st.DuplicateTokens != 0 {
-		t.Fatalf("simulator stats = %+v, want 1000 accepted exactly once", st)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			o := sm.options(tr)
+			o.Connections = 4
+			o.Concurrency = 200
+			s := newSender(t, o)
+			if err := s.Prepare(context.Background()); err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			tokens := make([]string, 1000)
+			for i := range tokens {
+				tokens[i] = hexToken(t, "")
+			}
+			msg := message("once")
+			msg.APNs.Payload = []byte(`{"aps":{"content-available":1}}`)
+			msg.APNs.PushType = "background"
+			msg.APNs.Priority = 5
+			res := s.SendBatch(context.Background(), msg, tokens)
+			for i, r := range res {
+				if r.Token != tokens[i] || r.Err != nil || r.ID == "" {
+					t.Fatalf("result %d = %+v", i, r)
+				}
+			}
+			st := sm.Stats("once")
+			if st.Accepted != 1000 || st.DistinctTokens != 1000 || st.DuplicateTokens != 0 {
+				t.Fatalf("simulator stats = %+v, want 1000 accepted exactly once", st)
+			}
+		})
 	}
 }
 
 func TestSendBatchCanceled(t *testing.T) {
-	sm := startSim(t, nil)
-	s := newSender(t, sm.options())
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	res := s.SendBatch(ctx, message("canceled"), []string{hexToken(t, "d1"), hexToken(t, "d2")})
-	for _, r := range res {
-		if !errors.Is(r.Err, context.Canceled) || !push.IsRetryable(r.Err) {
-			t.Errorf("token %s: %v, want context.Canceled (retryable)", r.Token, r.Err)
-		}
-	}
-	if st := sm.Stats("canceled"); st.Accepted != 0 {
-		t.Errorf("accepted %d after cancel", st.Accepted)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			s := newSender(t, sm.options(tr))
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			res := s.SendBatch(ctx, message("canceled"), []string{hexToken(t, "d1"), hexToken(t, "d2")})
+			for _, r := range res {
+				if !errors.Is(r.Err, context.Canceled) || !push.IsRetryable(r.Err) {
+					t.Errorf("token %s: %v, want context.Canceled (retryable)", r.Token, r.Err)
+				}
+			}
+			if st := sm.Stats("canceled"); st.Accepted != 0 {
+				t.Errorf("accepted %d after cancel", st.Accepted)
+			}
+		})
 	}
 }
 
 // TestInjectedReasons maps every other reason the simulator can answer with
 // (injected as a fault with probability 1) through the adapter.
 func TestInjectedReasons(t *testing.T) {
-	sm := startSim(t, nil)
-	s := newSender(t, sm.options())
-	tests := []struct {
-		reason string
-		class  push.Class
-	}{
-		{"ExpiredToken", push.ClassInvalidToken},
-		{"DeviceTokenNotForTopic", push.ClassInvalidToken},
-		{"Shutdown", push.ClassRetryable},
-		{"IdleTimeout", push.ClassRetryable},
-		{"TooManyProviderTokenUpdates", push.ClassRetryable},
-		{"ExpiredProviderToken", push.ClassFatal},
-		{"BadCertificateEnvironment", push.ClassFatal},
-		{"Forbidden", push.ClassFatal},
-		{"BadTopic", push.ClassFatal},
-		{"BadPath", push.ClassFatal},
-		{"BadCollapseId", push.ClassRejected},
-		{"BadExpirationDate", push.ClassRejected},
-		{"BadPriority", push.ClassRejected},
-		{"InvalidPushType", push.ClassRejected},
-	}
-	for _, tc := range tests {
-		t.Run(tc.reason, func(t *testing.T) {
-			sm.SetFaults(pushsim.Faults{APNsRates: map[string]float64{tc.reason: 1}})
-			res := s.SendBatch(context.Background(), message("injected"), []string{hexToken(t, "e1")})
-			if got := push.Classify(res[0].Err); got != tc.class {
-				t.Fatalf("class = %v (err %v), want %v", got, res[0].Err, tc.class)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			s := newSender(t, sm.options(tr))
+			tests := []struct {
+				reason string
+				class  push.Class
+			}{
+				{"ExpiredToken", push.ClassInvalidToken},
+				{"DeviceTokenNotForTopic", push.ClassInvalidToken},
+				{"Shutdown", push.ClassRetryable},
+				{"IdleTimeout", push.ClassRetryable},
+				{"TooManyProviderTokenUpdates", push.ClassRetryable},
+				{"ExpiredProviderToken", push.ClassFatal},
+				{"BadCertificateEnvironment", push.ClassFatal},
+				{"Forbidden", push.ClassFatal},
+				{"BadTopic", push.ClassFatal},
+				{"BadPath", push.ClassFatal},
+				{"BadCollapseId", push.ClassRejected},
+				{"BadExpirationDate", push.ClassRejected},
+				{"BadPriority", push.ClassRejected},
+				{"InvalidPushType", push.ClassRejected},
 			}
-			if got := push.Reason(res[0].Err); got != tc.reason {
-				t.Errorf("reason = %q, want %q", got, tc.reason)
+			for _, tc := range tests {
+				t.Run(tc.reason, func(t *testing.T) {
+					sm.SetFaults(pushsim.Faults{APNsRates: map[string]float64{tc.reason: 1}})
+					res := s.SendBatch(context.Background(), message("injected"), []string{hexToken(t, "e1")})
+					if got := push.Classify(res[0].Err); got != tc.class {
+						t.Fatalf("class = %v (err %v), want %v", got, res[0].Err, tc.class)
+					}
+					if got := push.Reason(res[0].Err); got != tc.reason {
+						t.Errorf("reason = %q, want %q", got, tc.reason)
+					}
+				})
 			}
 		})
 	}
@@ -346,36 +374,40 @@ func TestInjectedReasons(t *testing.T) {
 // its own deadline (four 700 ms requests one after the other all succeed
 // under a 2 s timeout, which a single deadline for the batch would not allow).
 func TestSendBatchTimeout(t *testing.T) {
-	tests := []struct {
-		name        string
-		latency     time.Duration
-		timeout     time.Duration
-		concurrency int
-		tokens      int
-		wantOK      bool
-	}{
-		{"all at once, slow answers time out", 3 * time.Second, 200 * time.Millisecond, 0, 3, false},
-		{"one at a time, a deadline per request", 700 * time.Millisecond, 2 * time.Second, 1, 4, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			sm := startSim(t, func(c *pushsim.Config) { c.Latency = tc.latency })
-			o := sm.options()
-			o.Timeout, o.Concurrency = tc.timeout, tc.concurrency
-			s := newSender(t, o)
-			tokens := make([]string, tc.tokens)
-			for i := range tokens {
-				tokens[i] = hexToken(t, "")
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			tests := []struct {
+				name        string
+				latency     time.Duration
+				timeout     time.Duration
+				concurrency int
+				tokens      int
+				wantOK      bool
+			}{
+				{"all at once, slow answers time out", 3 * time.Second, 200 * time.Millisecond, 0, 3, false},
+				{"one at a time, a deadline per request", 700 * time.Millisecond, 2 * time.Second, 1, 4, true},
 			}
-			for i, r := range s.SendBatch(context.Background(), message("timeout"), tokens) {
-				switch {
-				case r.Token != tokens[i]:
-					t.Errorf("result %d is for token %s", i, r.Token)
-				case tc.wantOK && (r.Err != nil || r.ID == ""):
-					t.Errorf("result %d = %+v, want accepted", i, r)
-				case !tc.wantOK && (push.Classify(r.Err) != push.ClassRetryable || push.Reason(r.Err) != "timeout"):
-					t.Errorf("result %d: %v (reason %q), want a retryable timeout", i, r.Err, push.Reason(r.Err))
-				}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					sm := startSim(t, func(c *pushsim.Config) { c.Latency = tc.latency })
+					o := sm.options(tr)
+					o.Timeout, o.Concurrency = tc.timeout, tc.concurrency
+					s := newSender(t, o)
+					tokens := make([]string, tc.tokens)
+					for i := range tokens {
+						tokens[i] = hexToken(t, "")
+					}
+					for i, r := range s.SendBatch(context.Background(), message("timeout"), tokens) {
+						switch {
+						case r.Token != tokens[i]:
+							t.Errorf("result %d is for token %s", i, r.Token)
+						case tc.wantOK && (r.Err != nil || r.ID == ""):
+							t.Errorf("result %d = %+v, want accepted", i, r)
+						case !tc.wantOK && (push.Classify(r.Err) != push.ClassRetryable || push.Reason(r.Err) != "timeout"):
+							t.Errorf("result %d: %v (reason %q), want a retryable timeout", i, r.Err, push.Reason(r.Err))
+						}
+					}
+				})
 			}
 		})
 	}
@@ -385,34 +417,38 @@ func TestSendBatchTimeout(t *testing.T) {
 // concurrently through one Sender (its workers are reused between batches)
 // and checks every token arrived exactly once with its own result.
 func TestSendBatchReusesWorkers(t *testing.T) {
-	sm := startSim(t, nil)
-	s := newSender(t, sm.options())
-	const batches, size = 20, 50
-	errc := make(chan error, batches)
-	for g := range 2 {
-		go func() {
-			for range batches / 2 {
-				tokens := make([]string, size)
-				for i := range tokens {
-					tokens[i] = hexToken(t, "")
-				}
-				var err error
-				for i, r := range s.SendBatch(context.Background(), message("reuse"), tokens) {
-					if err == nil && (r.Token != tokens[i] || r.Err != nil || r.ID == "") {
-						err = fmt.Errorf("goroutine %d: result %d = %+v", g, i, r)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			s := newSender(t, sm.options(tr))
+			const batches, size = 20, 50
+			errc := make(chan error, batches)
+			for g := range 2 {
+				go func() {
+					for range batches / 2 {
+						tokens := make([]string, size)
+						for i := range tokens {
+							tokens[i] = hexToken(t, "")
+						}
+						var err error
+						for i, r := range s.SendBatch(context.Background(), message("reuse"), tokens) {
+							if err == nil && (r.Token != tokens[i] || r.Err != nil || r.ID == "") {
+								err = fmt.Errorf("goroutine %d: result %d = %+v", g, i, r)
+							}
+						}
+						errc <- err
 					}
-				}
-				errc <- err
+				}()
 			}
-		}()
-	}
-	for range batches {
-		if err := <-errc; err != nil {
-			t.Error(err)
-		}
-	}
-	st := sm.Stats("reuse")
-	if st.Accepted != batches*size || st.DistinctTokens != batches*size || st.DuplicateTokens != 0 {
-		t.Fatalf("simulator stats = %+v, want %d accepted exactly once", st, batches*size)
+			for range batches {
+				if err := <-errc; err != nil {
+					t.Error(err)
+				}
+			}
+			st := sm.Stats("reuse")
+			if st.Accepted != batches*size || st.DistinctTokens != batches*size || st.DuplicateTokens != 0 {
+				t.Fatalf("simulator stats = %+v, want %d accepted exactly once", st, batches*size)
+			}
+		})
 	}
 }

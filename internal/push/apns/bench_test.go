@@ -45,26 +45,30 @@ func benchTokens(b *testing.B) []string {
 // connections to the simulator on loopback.
 func BenchmarkSendBatchAPNs(b *testing.B) {
 	sm := startSim(b, nil)
-	o := sm.options()
-	o.Connections = 4
-	s := newSender(b, o)
-	ctx := context.Background()
-	if err := s.Prepare(ctx); err != nil {
-		b.Fatal(err)
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) {
+			o := sm.options(tr)
+			o.Connections = 4
+			s := newSender(b, o)
+			ctx := context.Background()
+			if err := s.Prepare(ctx); err != nil {
+				b.Fatal(err)
+			}
+			tokens := benchTokens(b)
+			msg := message("bench")
+			// A set expiration in both benchmarks: a zero one makes the adapter add
+			// "apns-expiration: 0", which raw apns2 cannot send (compare like with like).
+			msg.APNs.Expiration = time.Now().Add(time.Hour)
+			b.ReportAllocs()
+			cpu0, start := cpuTime(b), time.Now()
+			for b.Loop() {
+				if res := s.SendBatch(ctx, msg, tokens); res[0].Err != nil {
+					b.Fatal(res[0].Err)
+				}
+			}
+			report(b, start, cpu0)
+		})
 	}
-	tokens := benchTokens(b)
-	msg := message("bench")
-	// A set expiration in both benchmarks: a zero one makes the adapter add
-	// "apns-expiration: 0", which raw apns2 cannot send (compare like with like).
-	msg.APNs.Expiration = time.Now().Add(time.Hour)
-	b.ReportAllocs()
-	cpu0, start := cpuTime(b), time.Now()
-	for b.Loop() {
-		if res := s.SendBatch(ctx, msg, tokens); res[0].Err != nil {
-			b.Fatal(res[0].Err)
-		}
-	}
-	report(b, start, cpu0)
 }
 
 // BenchmarkRawAPNs2 is the baseline: the same work with apns2 clients used

@@ -21,6 +21,11 @@
 // at once it is one deadline per batch (one timer and one Done channel instead
 // of one per token), otherwise one per request.
 //
+// With Options.Transport push.TransportFast, a single apns2 client runs over
+// one push/h2 transport holding Options.Connections connections: its writer
+// packs the requests of many workers into one TLS write, with no goroutine
+// per request, and apns2's API and response parsing stay as they are.
+//
 // apns2 does not expose response headers and cannot send apns-expiration: 0;
 // a small RoundTripper around its transport reads Retry-After (429/5xx) and
 // adds "apns-expiration: 0" when push.APNsMessage.Expiration is zero ("do not

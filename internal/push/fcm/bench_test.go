@@ -52,23 +52,27 @@ func tokens(b *testing.B) []string {
 // i.e. four SendEach calls of 250 on four clients.
 func BenchmarkSendBatchFCM(b *testing.B) {
 	sm := startSim(b, nil)
-	o := sm.options()
-	o.Clients, o.ChunkSize = benchConns, benchChunk
-	s := newSender(b, o)
-	ctx := context.Background()
-	if err := s.Prepare(ctx); err != nil {
-		b.Fatal(err)
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) {
+			o := sm.options(tr)
+			o.Clients, o.ChunkSize = benchConns, benchChunk
+			s := newSender(b, o)
+			ctx := context.Background()
+			if err := s.Prepare(ctx); err != nil {
+				b.Fatal(err)
+			}
+			toks := tokens(b)
+			msg := message("bench")
+			b.ReportAllocs()
+			cpu0, start := cpuTime(b), time.Now()
+			for b.Loop() {
+				if res := s.SendBatch(ctx, msg, toks); res[0].Err != nil {
+					b.Fatal(res[0].Err)
+				}
+			}
+			report(b, start, cpu0)
+		})
 	}
-	toks := tokens(b)
-	msg := message("bench")
-	b.ReportAllocs()
-	cpu0, start := cpuTime(b), time.Now()
-	for b.Loop() {
-		if res := s.SendBatch(ctx, msg, toks); res[0].Err != nil {
-			b.Fatal(res[0].Err)
-		}
-	}
-	report(b, start, cpu0)
 }
 
 // BenchmarkRawFirebase is the baseline: firebase messaging used directly,

@@ -12,7 +12,9 @@
 // then uses that client as is, so its own credential lookup is bypassed and
 // the CA roots of Options.CAFile/CAPEM apply to both the token fetch (through
 // the oauth2.HTTPClient context value the token source keeps) and the
-// messaging calls.
+// messaging calls. With Options.Transport push.TransportFast the clients
+// share one push/h2 transport of Options.Clients connections instead (the
+// token fetch keeps its http.Transport); firebase's API is unchanged.
 //
 // SendBatch answers empty tokens itself and sends the others in chunks of
 // Options.ChunkSize (default 250, as the original system's Android batches),

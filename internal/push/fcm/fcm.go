@@ -22,6 +22,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/push/h2"
 )
 
 // Defaults applied by New to zero Options fields.
@@ -35,6 +36,9 @@ const (
 // chunkWorkers is the number of requests of one chunk in flight at once,
 // as firebase's SendEach runs them (its numWorkers).
 const chunkWorkers = 50
+
+// defaultEndpointHost is the host of firebase's default messaging endpoint.
+const defaultEndpointHost = "fcm.googleapis.com"
 
 // messagingScope is the OAuth2 scope of the FCM HTTP v1 API.
 const messagingScope = "https://www.googleapis.com/auth/firebase.messaging"
@@ -78,6 +82,11 @@ type Options struct {
 	// net/http does not recognise (the oauth2 one) it costs a timer goroutine
 	// per request.
 	Timeout time.Duration
+	// Transport is push.TransportLibrary (default: a net/http transport per
+	// client) or push.TransportFast (one push/h2 transport with Clients
+	// connections shared by the clients; Timeout is its
+	// ResponseHeaderTimeout).
+	Transport string
 }
 
 // Sender sends to FCM HTTP v1 through firebase.google.com/go/v4/messaging.
@@ -85,6 +94,8 @@ type Options struct {
 type Sender struct {
 	clients []*messaging.Client
 	bases   []*http.Transport // per-client connection pools, for Close
+	fast    *h2.Transport     // shared by the clients with the fast transport
+	host    string            // host[:port] of the messaging endpoint, for fast.Dial
 	tokenTr *http.Transport   // token endpoint pool, for Close
 	auth    *authWatch
 	ts      oauth2.TokenSource // shared by every client: one access token
@@ -159,8 +170,26 @@ func New(opts Options) (*Sender, error) {
 	s.auth = &authWatch{src: creds.TokenSource}
 	s.ts = oauth2.ReuseTokenSource(nil, s.auth)
 
+	switch opts.Transport {
+	case "", push.TransportLibrary:
+	case push.TransportFast:
+		s.fast = h2.New(h2.Options{TLSConfig: &tls.Config{RootCAs: roots}, Conns: opts.Clients,
+			ResponseHeaderTimeout: opts.Timeout})
+		s.host = defaultEndpointHost
+		if opts.Endpoint != "" {
+			u, _ := url.Parse(opts.Endpoint) // validated above
+			s.host = u.Host
+		}
+	default:
+		return nil, fmt.Errorf("fcm: Options.Transport %q: want %q or %q", opts.Transport, push.TransportLibrary, push.TransportFast)
+	}
 	for i := range opts.Clients {
-		base := baseTransport(roots, opts.Timeout)
+		var base http.RoundTripper = s.fast
+		if s.fast == nil {
+			t := baseTransport(roots, opts.Timeout)
+			s.bases = append(s.bases, t)
+			base = t
+		}
 		hc := &http.Client{
 			Transport: &noLibraryRetry{base: &oauth2.Transport{Source: s.ts, Base: base}},
 		}
@@ -179,7 +208,6 @@ func New(opts Options) (*Sender, error) {
 			return nil, fmt.Errorf("fcm: messaging client %d: %w", i, err)
 		}
 		s.clients = append(s.clients, mc)
-		s.bases = append(s.bases, base)
 	}
 	return s, nil
 }
@@ -292,6 +320,11 @@ func (s *Sender) Platform() push.Platform { return push.Android }
 func (s *Sender) Prepare(ctx context.Context) error {
 	if _, err := s.ts.Token(); err != nil {
 		return fmt.Errorf("fcm: prepare: %w", tokenError(err))
+	}
+	if s.fast != nil {
+		if err := s.fast.Dial(ctx, s.host); err != nil {
+			return fmt.Errorf("fcm: prepare: %w", &push.RetryAfterError{Reason: "network", Err: err})
+		}
 	}
 	errs := make([]error, len(s.clients))
 	var wg sync.WaitGroup
@@ -472,6 +505,9 @@ func template(msg *push.Message) messaging.Message {
 // Close lets the idle workers exit and closes idle connections.
 func (s *Sender) Close() error {
 	s.workers.Close()
+	if s.fast != nil {
+		_ = s.fast.Close()
+	}
 	for _, b := range s.bases {
 		b.CloseIdleConnections()
 	}

@@ -57,8 +57,12 @@ func startSim(t testing.TB, mutate func(*pushsim.Config)) *sim {
 	return &sim{Server: s, sa: sa}
 }
 
-func (s *sim) options() fcm.Options {
-	return fcm.Options{
+// transports are the adapter's two HTTP/2 clients; the tests that talk to the
+// simulator run with each.
+var transports = []string{push.TransportLibrary, push.TransportFast}
+
+func (s *sim) options(transport string) fcm.Options {
+	return fcm.Options{Transport: transport,
 		CredentialsJSON: s.sa, Endpoint: s.FCMURL(), CAPEM: s.CACertPEM(),
 		Clients: 2, Timeout: 10 * time.Second,
 	}
@@ -142,171 +146,191 @@ func TestNewValidation(t *testing.T) {
 // TestSendBatchOutcomes checks the error mapping against the simulator's real
 // FCM v1 answers, one token per deterministic pattern.
 func TestSendBatchOutcomes(t *testing.T) {
-	sm := startSim(t, func(c *pushsim.Config) { c.Faults.RetryAfter = 3 * time.Second })
-	s := newSender(t, sm.options())
-	ctx := context.Background()
-	if err := s.Prepare(ctx); err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	tests := []struct {
-		name   string
-		token  string
-		class  push.Class
-		reason string
-		wait   time.Duration
-	}{
-		{"accepted", regToken(t, "ok"), push.ClassOK, "ok", 0},
-		{"unregistered", regToken(t, "UNREGISTERED"), push.ClassInvalidToken, "UNREGISTERED", 0},
-		{"invalid argument", regToken(t, "INVALIDARG"), push.ClassInvalidToken, "INVALID_ARGUMENT", 0},
-		{"malformed token", "short-token", push.ClassInvalidToken, "INVALID_ARGUMENT", 0},
-		{"empty token", "", push.ClassInvalidToken, "empty_token", 0},
-		{"quota exceeded", regToken(t, "QUOTA429"), push.ClassRetryable, "QUOTA_EXCEEDED", 3 * time.Second},
-		// firebase would retry the 503 itself; the adapter must surface it.
-		{"unavailable", regToken(t, "UNAVAIL503"), push.ClassRetryable, "UNAVAILABLE", 3 * time.Second},
-		{"internal", regToken(t, "INTERNAL500"), push.ClassRetryable, "INTERNAL", 0},
-	}
-	tokens := make([]string, len(tests))
-	for i, tc := range tests {
-		tokens[i] = tc.token
-	}
-	res := s.SendBatch(ctx, message("outcomes"), tokens)
-	if len(res) != len(tests) {
-		t.Fatalf("got %d results, want %d", len(res), len(tests))
-	}
-	for i, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := res[i]
-			if r.Token != tc.token {
-				t.Fatalf("result %d is for token %q, want %q (order)", i, r.Token, tc.token)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, func(c *pushsim.Config) { c.Faults.RetryAfter = 3 * time.Second })
+			s := newSender(t, sm.options(tr))
+			ctx := context.Background()
+			if err := s.Prepare(ctx); err != nil {
+				t.Fatalf("Prepare: %v", err)
 			}
-			if got := push.Classify(r.Err); got != tc.class {
-				t.Fatalf("class = %v (err %v), want %v", got, r.Err, tc.class)
+			tests := []struct {
+				name   string
+				token  string
+				class  push.Class
+				reason string
+				wait   time.Duration
+			}{
+				{"accepted", regToken(t, "ok"), push.ClassOK, "ok", 0},
+				{"unregistered", regToken(t, "UNREGISTERED"), push.ClassInvalidToken, "UNREGISTERED", 0},
+				{"invalid argument", regToken(t, "INVALIDARG"), push.ClassInvalidToken, "INVALID_ARGUMENT", 0},
+				{"malformed token", "short-token", push.ClassInvalidToken, "INVALID_ARGUMENT", 0},
+				{"empty token", "", push.ClassInvalidToken, "empty_token", 0},
+				{"quota exceeded", regToken(t, "QUOTA429"), push.ClassRetryable, "QUOTA_EXCEEDED", 3 * time.Second},
+				// firebase would retry the 503 itself; the adapter must surface it.
+				{"unavailable", regToken(t, "UNAVAIL503"), push.ClassRetryable, "UNAVAILABLE", 3 * time.Second},
+				{"internal", regToken(t, "INTERNAL500"), push.ClassRetryable, "INTERNAL", 0},
 			}
-			if got := push.Reason(r.Err); got != tc.reason {
-				t.Errorf("reason = %q, want %q", got, tc.reason)
+			tokens := make([]string, len(tests))
+			for i, tc := range tests {
+				tokens[i] = tc.token
 			}
-			if got := push.RetryWait(r.Err); got != tc.wait {
-				t.Errorf("retry wait = %v, want %v", got, tc.wait)
+			res := s.SendBatch(ctx, message("outcomes"), tokens)
+			if len(res) != len(tests) {
+				t.Fatalf("got %d results, want %d", len(res), len(tests))
 			}
-			if tc.class == push.ClassOK && !strings.HasPrefix(r.ID, "projects/"+project+"/messages/") {
-				t.Errorf("accepted with message name %q", r.ID)
+			for i, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					r := res[i]
+					if r.Token != tc.token {
+						t.Fatalf("result %d is for token %q, want %q (order)", i, r.Token, tc.token)
+					}
+					if got := push.Classify(r.Err); got != tc.class {
+						t.Fatalf("class = %v (err %v), want %v", got, r.Err, tc.class)
+					}
+					if got := push.Reason(r.Err); got != tc.reason {
+						t.Errorf("reason = %q, want %q", got, tc.reason)
+					}
+					if got := push.RetryWait(r.Err); got != tc.wait {
+						t.Errorf("retry wait = %v, want %v", got, tc.wait)
+					}
+					if tc.class == push.ClassOK && !strings.HasPrefix(r.ID, "projects/"+project+"/messages/") {
+						t.Errorf("accepted with message name %q", r.ID)
+					}
+				})
+			}
+			st := sm.Stats("outcomes")
+			if st.Accepted != 1 || st.RejectedByReason["UNAVAILABLE"] != 1 || st.RejectedByReason["QUOTA_EXCEEDED"] != 1 {
+				t.Errorf("simulator stats = %+v (one accepted, no hidden retry of UNAVAILABLE)", st)
 			}
 		})
-	}
-	st := sm.Stats("outcomes")
-	if st.Accepted != 1 || st.RejectedByReason["UNAVAILABLE"] != 1 || st.RejectedByReason["QUOTA_EXCEEDED"] != 1 {
-		t.Errorf("simulator stats = %+v (one accepted, no hidden retry of UNAVAILABLE)", st)
 	}
 }
 
 func TestPrepareFatal(t *testing.T) {
-	otherSA, _, err := pushsim.GenerateServiceAccount(project, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sm := startSim(t, nil)
-	if otherSA, err = pushsim.ServiceAccountWithTokenURI(otherSA, sm.TokenURL()); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name   string
-		mutate func(*fcm.Options)
-		reason string // "" = only check the class
-	}{
-		{"service account not trusted", func(o *fcm.Options) { o.CredentialsJSON = otherSA }, "oauth2_refused"},
-		{"wrong project", func(o *fcm.Options) { o.ProjectID = "someone-else" }, "PERMISSION_DENIED"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			o := sm.options()
-			tc.mutate(&o)
-			s := newSender(t, o)
-			err := s.Prepare(context.Background())
-			if !errors.Is(err, push.ErrFatal) || push.Classify(err) != push.ClassFatal {
-				t.Fatalf("Prepare = %v, want fatal", err)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			otherSA, _, err := pushsim.GenerateServiceAccount(project, "")
+			if err != nil {
+				t.Fatal(err)
 			}
-			if tc.reason != "" && push.Reason(err) != tc.reason {
-				t.Errorf("reason = %q, want %q", push.Reason(err), tc.reason)
+			sm := startSim(t, nil)
+			if otherSA, err = pushsim.ServiceAccountWithTokenURI(otherSA, sm.TokenURL()); err != nil {
+				t.Fatal(err)
 			}
-			res := s.SendBatch(context.Background(), message("fatal"), []string{regToken(t, "x")})
-			if push.Classify(res[0].Err) != push.ClassFatal {
-				t.Errorf("SendBatch after refused credentials: %v, want fatal", res[0].Err)
+			tests := []struct {
+				name   string
+				mutate func(*fcm.Options)
+				reason string // "" = only check the class
+			}{
+				{"service account not trusted", func(o *fcm.Options) { o.CredentialsJSON = otherSA }, "oauth2_refused"},
+				{"wrong project", func(o *fcm.Options) { o.ProjectID = "someone-else" }, "PERMISSION_DENIED"},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					o := sm.options(tr)
+					tc.mutate(&o)
+					s := newSender(t, o)
+					err := s.Prepare(context.Background())
+					if !errors.Is(err, push.ErrFatal) || push.Classify(err) != push.ClassFatal {
+						t.Fatalf("Prepare = %v, want fatal", err)
+					}
+					if tc.reason != "" && push.Reason(err) != tc.reason {
+						t.Errorf("reason = %q, want %q", push.Reason(err), tc.reason)
+					}
+					res := s.SendBatch(context.Background(), message("fatal"), []string{regToken(t, "x")})
+					if push.Classify(res[0].Err) != push.ClassFatal {
+						t.Errorf("SendBatch after refused credentials: %v, want fatal", res[0].Err)
+					}
+				})
+			}
+			if st := sm.Stats("fatal"); st.Accepted != 0 {
+				t.Errorf("accepted %d notifications with bad credentials", st.Accepted)
 			}
 		})
-	}
-	if st := sm.Stats("fatal"); st.Accepted != 0 {
-		t.Errorf("accepted %d notifications with bad credentials", st.Accepted)
 	}
 }
 
 // TestBatchExactlyOnce sends 500 tokens (two SendEach chunks on two clients)
 // and checks the simulator saw each exactly once.
 func TestBatchExactlyOnce(t *testing.T) {
-	sm := startSim(t, nil)
-	s := newSender(t, sm.options())
-	if err := s.Prepare(context.Background()); err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	tokens := make([]string, 500)
-	for i := range tokens {
-		tokens[i] = regToken(t, "")
-	}
-	msg := message("once")
-	msg.FCM.Silent = true
-	res := s.SendBatch(context.Background(), msg, tokens)
-	for i, r := range res {
-		if r.Token != tokens[i] || r.Err != nil || r.ID == "" {
-			t.Fatalf("result %d = %+v", i, r)
-		}
-	}
-	st := sm.Stats("once")
-	if st.Accepted != 500 || st.DistinctTokens != 500 || st.DuplicateTokens != 0 {
-		t.Fatalf("simulator stats = %+v, want 500 accepted exactly once", st)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			s := newSender(t, sm.options(tr))
+			if err := s.Prepare(context.Background()); err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			tokens := make([]string, 500)
+			for i := range tokens {
+				tokens[i] = regToken(t, "")
+			}
+			msg := message("once")
+			msg.FCM.Silent = true
+			res := s.SendBatch(context.Background(), msg, tokens)
+			for i, r := range res {
+				if r.Token != tokens[i] || r.Err != nil || r.ID == "" {
+					t.Fatalf("result %d = %+v", i, r)
+				}
+			}
+			st := sm.Stats("once")
+			if st.Accepted != 500 || st.DistinctTokens != 500 || st.DuplicateTokens != 0 {
+				t.Fatalf("simulator stats = %+v, want 500 accepted exactly once", st)
+			}
+		})
 	}
 }
 
 func TestSendBatchCanceled(t *testing.T) {
-	sm := startSim(t, nil)
-	s := newSender(t, sm.options())
-	if err := s.Prepare(context.Background()); err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	res := s.SendBatch(ctx, message("canceled"), []string{regToken(t, "a"), regToken(t, "b")})
-	for _, r := range res {
-		if !errors.Is(r.Err, context.Canceled) || !push.IsRetryable(r.Err) {
-			t.Errorf("token %s: %v, want context.Canceled (retryable)", r.Token, r.Err)
-		}
-	}
-	if st := sm.Stats("canceled"); st.Accepted != 0 {
-		t.Errorf("accepted %d after cancel", st.Accepted)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			s := newSender(t, sm.options(tr))
+			if err := s.Prepare(context.Background()); err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			res := s.SendBatch(ctx, message("canceled"), []string{regToken(t, "a"), regToken(t, "b")})
+			for _, r := range res {
+				if !errors.Is(r.Err, context.Canceled) || !push.IsRetryable(r.Err) {
+					t.Errorf("token %s: %v, want context.Canceled (retryable)", r.Token, r.Err)
+				}
+			}
+			if st := sm.Stats("canceled"); st.Accepted != 0 {
+				t.Errorf("accepted %d after cancel", st.Accepted)
+			}
+		})
 	}
 }
 
 // TestInjectedCodes maps the FCM error codes the patterns do not cover
 // (injected as a fault with probability 1) through the adapter.
 func TestInjectedCodes(t *testing.T) {
-	sm := startSim(t, nil)
-	s := newSender(t, sm.options())
-	tests := []struct {
-		code   string
-		class  push.Class
-		reason string
-	}{
-		{"SENDER_ID_MISMATCH", push.ClassFatal, "SENDER_ID_MISMATCH"},
-		{"THIRD_PARTY_AUTH_ERROR", push.ClassFatal, "THIRD_PARTY_AUTH_ERROR"},
-		{"UNSPECIFIED_ERROR", push.ClassRetryable, "INTERNAL"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.code, func(t *testing.T) {
-			sm.SetFaults(pushsim.Faults{FCMRates: map[string]float64{tc.code: 1}})
-			res := s.SendBatch(context.Background(), message("injected"), []string{regToken(t, "e")})
-			if got := push.Classify(res[0].Err); got != tc.class {
-				t.Fatalf("class = %v (err %v), want %v", got, res[0].Err, tc.class)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			s := newSender(t, sm.options(tr))
+			tests := []struct {
+				code   string
+				class  push.Class
+				reason string
+			}{
+				{"SENDER_ID_MISMATCH", push.ClassFatal, "SENDER_ID_MISMATCH"},
+				{"THIRD_PARTY_AUTH_ERROR", push.ClassFatal, "THIRD_PARTY_AUTH_ERROR"},
+				{"UNSPECIFIED_ERROR", push.ClassRetryable, "INTERNAL"},
 			}
-			if got := push.Reason(res[0].Err); got != tc.reason {
-				t.Errorf("reason = %q, want %q", got, tc.reason)
+			for _, tc := range tests {
+				t.Run(tc.code, func(t *testing.T) {
+					sm.SetFaults(pushsim.Faults{FCMRates: map[string]float64{tc.code: 1}})
+					res := s.SendBatch(context.Background(), message("injected"), []string{regToken(t, "e")})
+					if got := push.Classify(res[0].Err); got != tc.class {
+						t.Fatalf("class = %v (err %v), want %v", got, res[0].Err, tc.class)
+					}
+					if got := push.Reason(res[0].Err); got != tc.reason {
+						t.Errorf("reason = %q, want %q", got, tc.reason)
+					}
+				})
 			}
 		})
 	}
@@ -316,39 +340,43 @@ func TestInjectedCodes(t *testing.T) {
 // (here an Android priority other than normal/high) fails every token with
 // push.ErrFatal "invalid_message", whatever the context, and nothing is sent.
 func TestSendBatchInvalidMessage(t *testing.T) {
-	sm := startSim(t, nil)
-	s := newSender(t, sm.options())
-	if err := s.Prepare(context.Background()); err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	canceled, cancel := context.WithCancel(context.Background())
-	cancel()
-	tests := []struct {
-		name string
-		ctx  context.Context
-		n    int
-	}{
-		{"one token", context.Background(), 1},
-		{"several chunks", context.Background(), 600},
-		{"canceled context", canceled, 3},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			msg := message("invalid")
-			msg.FCM.Priority = "urgent"
-			tokens := make([]string, tc.n)
-			for i := range tokens {
-				tokens[i] = regToken(t, "x")
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			sm := startSim(t, nil)
+			s := newSender(t, sm.options(tr))
+			if err := s.Prepare(context.Background()); err != nil {
+				t.Fatalf("Prepare: %v", err)
 			}
-			for i, r := range s.SendBatch(tc.ctx, msg, tokens) {
-				if r.Token != tokens[i] || push.Classify(r.Err) != push.ClassFatal || push.Reason(r.Err) != "invalid_message" {
-					t.Fatalf("result %d = %+v (reason %q), want fatal invalid_message", i, r, push.Reason(r.Err))
-				}
+			canceled, cancel := context.WithCancel(context.Background())
+			cancel()
+			tests := []struct {
+				name string
+				ctx  context.Context
+				n    int
+			}{
+				{"one token", context.Background(), 1},
+				{"several chunks", context.Background(), 600},
+				{"canceled context", canceled, 3},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					msg := message("invalid")
+					msg.FCM.Priority = "urgent"
+					tokens := make([]string, tc.n)
+					for i := range tokens {
+						tokens[i] = regToken(t, "x")
+					}
+					for i, r := range s.SendBatch(tc.ctx, msg, tokens) {
+						if r.Token != tokens[i] || push.Classify(r.Err) != push.ClassFatal || push.Reason(r.Err) != "invalid_message" {
+							t.Fatalf("result %d = %+v (reason %q), want fatal invalid_message", i, r, push.Reason(r.Err))
+						}
+					}
+				})
+			}
+			if st := sm.Stats("invalid"); st.Accepted != 0 {
+				t.Errorf("accepted %d invalid messages", st.Accepted)
 			}
 		})
-	}
-	if st := sm.Stats("invalid"); st.Accepted != 0 {
-		t.Errorf("accepted %d invalid messages", st.Accepted)
 	}
 }
 
@@ -358,14 +386,18 @@ func TestSendBatchInvalidMessage(t *testing.T) {
 // by itself (new connections, backing off), out of sight of the sender's
 // metrics and deadline.
 func TestTransportErrorNotRetriedByLibrary(t *testing.T) {
-	ln, accepted := closingListener(t)
-	s := newSender(t, closingOptions(t, ln))
-	res := s.SendBatch(context.Background(), message("transport"), []string{regToken(t, "a")})
-	if r := res[0]; !push.IsRetryable(r.Err) || push.Reason(r.Err) != "network" {
-		t.Errorf("result %v (reason %q), want a retryable network error", r.Err, push.Reason(r.Err))
-	}
-	if n := accepted.Load(); n != 1 {
-		t.Errorf("%d connections for one Send, want 1 (no retries inside firebase)", n)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			ln, accepted := closingListener(t)
+			s := newSender(t, closingOptions(t, ln, tr))
+			res := s.SendBatch(context.Background(), message("transport"), []string{regToken(t, "a")})
+			if r := res[0]; !push.IsRetryable(r.Err) || push.Reason(r.Err) != "network" {
+				t.Errorf("result %v (reason %q), want a retryable network error", r.Err, push.Reason(r.Err))
+			}
+			if n := accepted.Load(); n != 1 {
+				t.Errorf("%d connections for one Send, want 1 (no retries inside firebase)", n)
+			}
+		})
 	}
 }
 
@@ -373,21 +405,25 @@ func TestTransportErrorNotRetriedByLibrary(t *testing.T) {
 // refusing endpoint costs one attempt per Prepare, and the stage's own retry
 // loop (with its log line per attempt) takes over.
 func TestPrepareTransportErrorNotRetriedByLibrary(t *testing.T) {
-	ln, accepted := closingListener(t)
-	s := newSender(t, closingOptions(t, ln))
-	err := s.Prepare(context.Background())
-	if !push.IsRetryable(err) || push.Reason(err) != "network" {
-		t.Errorf("Prepare = %v (reason %q), want a retryable network error", err, push.Reason(err))
-	}
-	if n := accepted.Load(); n != 1 {
-		t.Errorf("%d connections for one Prepare, want 1 (no retries inside firebase)", n)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			ln, accepted := closingListener(t)
+			s := newSender(t, closingOptions(t, ln, tr))
+			err := s.Prepare(context.Background())
+			if !push.IsRetryable(err) || push.Reason(err) != "network" {
+				t.Errorf("Prepare = %v (reason %q), want a retryable network error", err, push.Reason(err))
+			}
+			if n := accepted.Load(); n != 1 {
+				t.Errorf("%d connections for one Prepare, want 1 (no retries inside firebase)", n)
+			}
+		})
 	}
 }
 
 // closingOptions are the simulator's options (its OAuth2 token endpoint) with
 // the messaging endpoint at ln and one client.
-func closingOptions(t *testing.T, ln net.Listener) fcm.Options {
-	o := startSim(t, nil).options()
+func closingOptions(t *testing.T, ln net.Listener, transport string) fcm.Options {
+	o := startSim(t, nil).options(transport)
 	o.Clients = 1
 	o.Endpoint = "https://" + ln.Addr().String() + "/v1"
 	return o
