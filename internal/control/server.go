@@ -422,7 +422,14 @@ func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, who identity.Ide
 	return nil
 }
 
-// Serve serves the API on ln until ctx is done, then shuts down gracefully.
+// ShutdownTimeout is how long the API drains the requests in flight after
+// SIGTERM (new connections are refused at once). A pod also needs a preStop
+// pause before it, so that its endpoint leaves the Service first
+// (deploy/k8s; internal/deploytest checks both).
+const ShutdownTimeout = 10 * time.Second
+
+// Serve serves the API on ln until ctx is done, then drains the requests in
+// flight for up to ShutdownTimeout.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		// Proof waits may hold a response open for minutes.
@@ -432,7 +439,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("control API listening", "addr", ln.Addr().String())
 	select {
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		return nil

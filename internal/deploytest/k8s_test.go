@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -21,6 +22,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/control"
+	"github.com/owlpost/owlpost/internal/fanout"
+	"github.com/owlpost/owlpost/internal/planner"
+	"github.com/owlpost/owlpost/internal/sender"
 )
 
 // manifests is a rendered overlay, decoded into Go types.
@@ -298,6 +303,7 @@ func checkManifests(t *testing.T, m *manifests) []error {
 				}
 			}
 		}
+		errs = append(errs, graceProblems(where, spec)...)
 		covered := false
 		for _, pdb := range m.PDBs {
 			covered = covered || selects(pdb.Spec.Selector, d.Spec.Template.Labels)
@@ -651,6 +657,13 @@ func TestManifestChecksCatchMistakes(t *testing.T) {
 		}, "is not inside a volumeMount"},
 		{"a Secret in the manifests", func(m *manifests) { m.Other = append(m.Other, &corev1.Secret{}) }, "secret values never"},
 		{"monitor on a missing port", func(m *manifests) { m.Monitors[0].Spec.Endpoints[0].Port = "prom" }, "endpoint port \"prom\""},
+		{"grace shorter than the sender's drain", func(m *manifests) {
+			g := int64(20)
+			find(m, "sender-apns").Spec.Template.Spec.TerminationGracePeriodSeconds = &g
+		}, "terminationGracePeriodSeconds 20s does not cover"},
+		{"control API without preStop", func(m *manifests) {
+			find(m, "control").Spec.Template.Spec.Containers[0].Lifecycle = nil
+		}, "serves a Service: preStop sleep 0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _ := loadManifests(t, "overlays/prod")
@@ -664,4 +677,59 @@ func TestManifestChecksCatchMistakes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shutdownNeeds is how long each binary takes to exit cleanly after SIGTERM,
+// from the code, and whether it serves a Service's traffic (then a preStop
+// pause must let its endpoint go first).
+var shutdownNeeds = map[string]struct {
+	exit    time.Duration
+	traffic bool
+}{
+	"sender":  {exit: sender.ShutdownTimeout},
+	"fanout":  {exit: fanout.ShutdownTimeout},
+	"planner": {exit: planner.ShutdownTimeout},
+	"owlctl":  {exit: control.ShutdownTimeout, traffic: true},
+}
+
+// minPreStop is the pause a pod serving a Service keeps serving after it is
+// told to stop, while the endpoint controller and kube-proxy remove it.
+const minPreStop = 3 * time.Second
+
+// graceProblems checks terminationGracePeriodSeconds and preStop against
+// what the code needs: the grace must cover the preStop pause plus the
+// binary's clean exit, or the kubelet kills it mid-drain.
+func graceProblems(where string, spec corev1.PodSpec) []error {
+	var errs []error
+	grace := 30 * time.Second // the Kubernetes default
+	if spec.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	for _, c := range spec.Containers {
+		if len(c.Command) == 0 {
+			continue
+		}
+		need, ok := shutdownNeeds[path.Base(c.Command[0])]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s container %s: no shutdown budget known for %s", where, c.Name, c.Command[0]))
+			continue
+		}
+		var pause time.Duration
+		if lc := c.Lifecycle; lc != nil && lc.PreStop != nil {
+			if lc.PreStop.Sleep == nil {
+				errs = append(errs, fmt.Errorf("%s container %s: preStop must be a sleep action (the image has no shell)", where, c.Name))
+			} else {
+				pause = time.Duration(lc.PreStop.Sleep.Seconds) * time.Second
+			}
+		}
+		if need.traffic && pause < minPreStop {
+			errs = append(errs, fmt.Errorf("%s container %s: serves a Service: preStop sleep %s, want at least %s so the endpoint goes before the drain",
+				where, c.Name, pause, minPreStop))
+		}
+		if grace <= pause+need.exit {
+			errs = append(errs, fmt.Errorf("%s: terminationGracePeriodSeconds %s does not cover preStop %s + the clean exit %s of %s",
+				where, grace, pause, need.exit, path.Base(c.Command[0])))
+		}
+	}
+	return errs
 }

@@ -29,6 +29,12 @@ const (
 	// ProofMaxAge: a proof request older than this when it could be acted
 	// on (e.g. replayed at start-up) is dropped, not sent.
 	ProofMaxAge = 10 * time.Minute
+	// ShutdownTimeout bounds the exit after SIGTERM: each partition worker
+	// finishes the release transaction in flight (revokeWait), then the
+	// group is left (the partitions move to the other instances, which go
+	// on from the progress markers) and the producers flushed. A pod's
+	// terminationGracePeriodSeconds is longer (internal/deploytest).
+	ShutdownTimeout = revokeWait + closeFlush + 5*time.Second
 
 	sessionTimeout = 10 * time.Second // how fast a killed instance's partitions move
 	txnTimeout     = 10 * time.Second // how long a dead instance's open transaction can block read_committed senders
@@ -37,6 +43,7 @@ const (
 	maxChunkBytes  = 8 << 20          // and at most this many bytes of batch values
 	maxTxnAttempts = 8
 	revokeWait     = 10 * time.Second
+	closeFlush     = 5 * time.Second
 	controlWait    = 100 * time.Millisecond // FetchMaxWait of the control reader
 	publishEvery   = 500 * time.Millisecond // progress status throttle
 	warmEvery      = 2 * time.Second        // an idle partition producer re-opens its produce connection
@@ -230,7 +237,7 @@ func (s *Stage) Run(ctx context.Context) error {
 // Close releases what New created. Call it after Run returned.
 func (s *Stage) Close() error {
 	s.closeOut.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), closeFlush)
 		defer cancel()
 		_ = s.out.Flush(ctx)
 		s.out.Close()

@@ -131,6 +131,28 @@ func (g *Guard) Done(ctx context.Context, batchKey, fireID, owner string) error 
 	return nil
 }
 
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// Release gives up owner's claim before its lease ends (a sender shutting
+// down hands back a batch it could not finish): the next Claim answers
+// ClaimTakeover at once instead of ClaimHeld until the lease expires, and
+// the taker-over sends only what Acked does not list, so owner must Ack
+// before releasing. ErrLeaseLost if owner no longer holds the claim.
+func (g *Guard) Release(ctx context.Context, batchKey, fireID, owner string) error {
+	start := time.Now()
+	n, err := releaseScript.Run(ctx, g.rdb, []string{g.key("claim", batchKey, fireID)}, owner).Int()
+	if err := g.observe("release", start, err); err != nil {
+		return err
+	}
+	if n != 1 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
 // BitSet reports whether bit i is set in a bitmap from Acked.
 func BitSet(bitmap []byte, i int) bool {
 	return i/8 < len(bitmap) && bitmap[i/8]&(1<<(i%8)) != 0

@@ -84,7 +84,7 @@ func New(rdb redis.UniversalClient, prefix string, reg prometheus.Registerer) *G
 	}
 	// Export the error counters at 0 from the start, so the Redis alert's
 	// rate() has a series before the first failure.
-	for _, op := range []string{"ping", "warm", "fire", "fire_get", "abort", "abort_get", "claim", "renew", "ack", "acked", "done", "rate"} {
+	for _, op := range []string{"ping", "warm", "fire", "fire_get", "abort", "abort_get", "claim", "renew", "ack", "acked", "done", "release", "rate"} {
 		g.errs.WithLabelValues(op)
 	}
 	if reg != nil {
@@ -238,7 +238,7 @@ func (g *Guard) Aborted(ctx context.Context, campaign string) (AbortRecord, bool
 }
 
 // scripts are every Lua script the guard runs, for Warm.
-var scripts = []*redis.Script{fireScript, claimScript, renewScript, ackScript, doneScript, takeScript}
+var scripts = []*redis.Script{fireScript, claimScript, renewScript, ackScript, doneScript, releaseScript, takeScript}
 
 // Warm gets the guard ready for a burst: it loads every script into Redis's
 // script cache (a script run otherwise costs an extra round trip, EVALSHA

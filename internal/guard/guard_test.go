@@ -137,6 +137,40 @@ func testBatchClaimLifecycle(t *testing.T, g *guard.Guard) {
 	}
 }
 
+// TestReleaseHandsOver: a released claim is taken over at once (not after
+// the lease) with the acked progress; only the holder may release.
+func TestReleaseHandsOver(t *testing.T) { forEachMode(t, testReleaseHandsOver) }
+
+func testReleaseHandsOver(t *testing.T, g *guard.Guard) {
+	ctx := testenv.Context(t, 30*time.Second)
+	const key, fire = "c/ios/000002", "f1"
+	if st, err := g.Claim(ctx, key, fire, "s1", time.Minute); err != nil || st != guard.ClaimOK {
+		t.Fatalf("first claim: %v %v", st, err)
+	}
+	if err := g.Ack(ctx, key, fire, "s1", guard.SetBit(nil, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Release(ctx, key, fire, "s2"); !errors.Is(err, guard.ErrLeaseLost) {
+		t.Fatalf("a non-holder's release: want ErrLeaseLost, got %v", err)
+	}
+	if st, _ := g.Claim(ctx, key, fire, "s2", time.Minute); st != guard.ClaimHeld {
+		t.Fatalf("before the release: want held, got %v", st)
+	}
+	if err := g.Release(ctx, key, fire, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.Claim(ctx, key, fire, "s2", time.Minute)
+	if err != nil || st != guard.ClaimTakeover {
+		t.Fatalf("after the release, within the lease: want takeover, got %v %v", st, err)
+	}
+	if got, err := g.Acked(ctx, key, fire); err != nil || !guard.BitSet(got, 3) || guard.BitSet(got, 0) {
+		t.Fatalf("acked bitmap %08b %v", got, err)
+	}
+	if err := g.Release(ctx, key, fire, "s1"); !errors.Is(err, guard.ErrLeaseLost) {
+		t.Fatalf("a second release by the old holder: want ErrLeaseLost, got %v", err)
+	}
+}
+
 func TestRateBucket(t *testing.T) { forEachMode(t, testRateBucket) }
 
 func testRateBucket(t *testing.T, g *guard.Guard) {

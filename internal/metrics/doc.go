@@ -49,7 +49,7 @@
 // sender, control):
 //
 //	owlpost_guard_redis_seconds{op}       histogram, latency of guard operations (ping, warm, fire, fire_get, abort,
-//	                                      abort_get, claim, renew, ack, acked, done, rate), 0.1 ms..1 s
+//	                                      abort_get, claim, renew, ack, acked, done, release, rate), 0.1 ms..1 s
 //	owlpost_guard_redis_errors_total{op}  counter, operations that failed because Redis did not answer (the
 //	                                      caller failed closed); every op exported at 0 from the start
 //

@@ -24,9 +24,11 @@ func (s *Stage) Group() string { return s.cfg.Topics.Control + ".planner" }
 // on the status topic. A request that an existing manifest already answers
 // (planned after the request was made) is skipped, so a restarted or new
 // group replaying the control topic does not re-plan everything. Offsets are
-// committed after each request is handled. Run returns nil when ctx is
-// cancelled (an interrupted plan is aborted and its request is handled again
-// on the next start) and an error only when it cannot consume at all.
+// committed after each request is handled. When ctx is cancelled (SIGTERM)
+// no new request is taken and the plan in progress gets PlanDrain to finish
+// and be committed; one still running then is aborted, and its request is
+// handled again by the next instance. Run returns nil on cancellation and an
+// error only when it cannot consume at all.
 func (s *Stage) Run(ctx context.Context) error {
 	cl, err := kafka.NewClient(s.cfg,
 		kgo.ConsumeTopics(s.cfg.Topics.Control),
@@ -44,6 +46,8 @@ func (s *Stage) Run(ctx context.Context) error {
 	// A poll interrupted by cancellation still holds the rebalance block,
 	// and Close must leave the group: release it first (defers run LIFO).
 	defer cl.AllowRebalance()
+	work, stopWork := drainContext(ctx, PlanDrain)
+	defer stopWork()
 	s.status(ctx, wire.Status{State: "ready"})
 	s.log.Info("planner consuming plan requests", "topic", s.cfg.Topics.Control, "group", s.Group())
 	for {
@@ -63,7 +67,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return
 			}
-			if s.handle(ctx, r) {
+			if s.handle(work, r) {
 				done = append(done, r)
 			}
 		})
@@ -139,4 +143,29 @@ func (s *Stage) status(ctx context.Context, st wire.Status) {
 	if err := s.cl.ProduceSync(sctx, rec).FirstErr(); err != nil {
 		s.log.Warn("write status", "campaign", st.Campaign, "state", st.State, "err", err)
 	}
+}
+
+// PlanDrain is how long a plan in progress at shutdown may go on, and
+// ShutdownTimeout bounds the whole exit (the drain, then the commit of the
+// request's offset); the pod's terminationGracePeriodSeconds is longer
+// (internal/deploytest checks it).
+const (
+	PlanDrain       = 20 * time.Second
+	ShutdownTimeout = PlanDrain + 10*time.Second
+)
+
+// drainContext returns a context that ends d after ctx does (or when the
+// returned cancel is called): work already started finishes, bounded.
+func drainContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-work.Done():
+		}
+	})
+	return work, func() { stop(); cancel() }
 }

@@ -266,10 +266,15 @@ func (run *batchRun) run(ctx context.Context) error {
 	case lost:
 		return guard.ErrLeaseLost
 	case err != nil:
-		// Fatal or interrupted: store what was answered so a takeover
-		// re-sends only the rest. Best effort, not under the dead ctx.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		_ = run.storeAck(actx)
+		// Fatal or interrupted: store what was answered, then hand the
+		// batch back (release the claim) so that a peer takes it over at
+		// once and sends only the rest, instead of after the lease. Best
+		// effort, not under the dead ctx; without a stored ack the claim
+		// is kept and expires with its lease.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackWait)
+		if run.storeAck(actx) == nil && s.guard.Release(actx, run.key, run.fire.ID, run.owner) == nil {
+			s.log.Info("batch handed back: claim released", "batch", run.key, "fire", run.fire.ID)
+		}
 		cancel()
 		return err
 	}

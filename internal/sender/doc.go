@@ -117,9 +117,20 @@
 // A revoked partition's in-flight batches may finish (up to 20 s) and are
 // committed before the partition is released; after that, or on lost
 // partitions, nothing more is committed for it and the guard skips the
-// redelivered batches. On ctx cancellation polling stops, in-flight batches
-// get 10 s to finish, the rest are interrupted (answered tokens acked, not
-// committed; a restarted sender takes them over after the lease).
+// redelivered batches.
+//
+// # Graceful shutdown (SIGTERM)
+//
+// Polling stops (no new batch is taken), in-flight batches get 10 s to
+// finish, and the rest are interrupted and handed back: their answered
+// tokens acked and their claims released (guard.Release), so the peer that
+// gets the partition takes them over at once (sending only the unanswered
+// tokens) instead of after the lease. The finished offsets are committed,
+// then Close leaves the group (the revoke commits once more), which hands
+// the partitions to the other members. ShutdownTimeout bounds the whole
+// exit; the pods' terminationGracePeriodSeconds is longer. A SIGKILL skips
+// all of it: the batches wait for their lease and the partitions for the
+// session timeout.
 //
 // # Windows that remain
 //

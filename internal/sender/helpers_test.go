@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,6 +72,7 @@ type stage struct {
 	*sender.Stage
 	reg  *prometheus.Registry
 	errc chan error
+	stop func() error // cancels Run (SIGTERM) and returns its error; once
 }
 
 // startStage runs a stage for platform with guard g (the env's when nil) and
@@ -95,15 +97,18 @@ func (e *env) startStage(t testing.TB, platform push.Platform, g *guard.Guard) *
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &stage{Stage: st, reg: reg, errc: make(chan error, 1)}
 	go func() { s.errc <- st.Run(ctx) }()
-	t.Cleanup(func() {
+	s.stop = sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-s.errc:
-			if err != nil {
-				t.Errorf("%s stage: Run: %v", platform, err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("%s stage did not stop", platform)
+			return err
+		case <-time.After(sender.ShutdownTimeout):
+			return fmt.Errorf("%s stage did not stop within %s", platform, sender.ShutdownTimeout)
+		}
+	})
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("%s stage: Run: %v", platform, err)
 		}
 		_ = st.Close()
 		_ = adapter.Close()

@@ -37,10 +37,21 @@ const (
 	abortCacheTTL   = 250 * time.Millisecond
 	ackEvery        = 100 * time.Millisecond
 	drainGrace      = 10 * time.Second // in-flight batches may finish after ctx is cancelled
+	handBackWait    = 2 * time.Second  // an interrupted batch's last ack and claim release
+	commitTimeout   = 10 * time.Second
+	flushTimeout    = 5 * time.Second
 	revokeWait      = 20 * time.Second // longest a rebalance waits for revoked partitions' batches
 	redisBackoff    = 50 * time.Millisecond
 	redisBackoffCap = 2 * time.Second
 )
+
+// ShutdownTimeout bounds how long a sender takes to exit once its context is
+// cancelled (SIGTERM): in-flight batches finish (drainGrace) or are handed
+// back (their ack stored and claim released), the finished offsets are
+// committed, Close flushes the produced records and leaves the group, which
+// commits once more in the revoke. A pod's terminationGracePeriodSeconds
+// must be longer (deploy/k8s; internal/deploytest checks it).
+const ShutdownTimeout = drainGrace + handBackWait + commitTimeout + flushTimeout + commitTimeout
 
 // Deps are the clients a Stage uses; the caller owns them and closes them
 // after Close.
@@ -273,7 +284,7 @@ func (s *Stage) Run(ctx context.Context) error {
 // Close leaves the group and closes the Kafka client (after Run returned).
 // The injected guard and adapter are the caller's to close.
 func (s *Stage) Close() error {
-	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	flushCtx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	_ = s.cl.Flush(flushCtx)
 	s.cl.CloseAllowingRebalance()
@@ -402,7 +413,7 @@ func (s *Stage) commitLocked(ctx context.Context, partitions []int32) {
 	if len(offs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	var ok bool
 	s.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.topic: offs},
