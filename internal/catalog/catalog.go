@@ -237,3 +237,49 @@ func (c *Catalog) Manifest(ctx context.Context, id string) (*wire.Manifest, erro
 	}
 	return &m, nil
 }
+
+// FirstFire returns the first verified fire record of campaign id in the
+// control topic (nil if none): the durable winner of GO. A press publishes
+// a verified record only after the guard confirmed its winner, so the first
+// one stays the fire when Redis loses the guard's copy (a failover, a
+// flush). Unverified fire records (written by hand, or by an owlpost that
+// did not mark them) are not considered. The control topic is read whole,
+// up to its end offsets at the call.
+func (c *Catalog) FirstFire(ctx context.Context, id string) (*wire.Control, error) {
+	topic := c.cfg.Topics.Control
+	ends, err := kafka.SnapshotEnds(ctx, c.adm, topic, nil)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var first *wire.Control
+	var firstAt time.Time
+	var firstPart int32
+	var firstOff int64
+	err = kafka.ReadSnapshot(ctx, c.opts, topic, ends, func(r *kgo.Record) error {
+		if string(r.Key) != id {
+			return nil
+		}
+		var ctl wire.Control
+		if wire.Decode(r.Value, &ctl) != nil || ctl.Type != wire.ControlFire || !ctl.Verified || ctl.Campaign != id || ctl.FireID == "" {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// One campaign's records share a partition (keyed by id), so
+		// offset order is log order; the timestamp only orders records
+		// of one id in different partitions (after a partition change).
+		earlier := first == nil || r.Timestamp.Before(firstAt)
+		if first != nil && r.Partition == firstPart {
+			earlier = r.Offset < firstOff
+		}
+		if earlier {
+			first, firstAt, firstPart, firstOff = &ctl, r.Timestamp, r.Partition, r.Offset
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: control log of %s: %w", id, err)
+	}
+	return first, nil
+}

@@ -9,4 +9,8 @@
 // exists, atomic against concurrent creators through transactional fencing
 // on a per-id transactional id (see its doc), and returns once the new
 // definition is readable. PutCampaign (update) and PutManifest overwrite.
+//
+// FirstFire reads the control topic (the audit log) for a campaign's first
+// verified fire record: the durable winner of GO, which the control service,
+// the fanout and the senders follow when the Redis guard has lost its copy.
 package catalog

@@ -127,6 +127,25 @@ type RedisConfig struct {
 	Prefix string `mapstructure:"prefix"`
 	// Timeout bounds each guard command; a guard that cannot answer fails closed.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// FireReplicas is how many replicas must hold the winning fire record
+	// (WAIT) before a press is told "fired"; -1 (default) is 1 in sentinel
+	// and cluster mode and 0 in standalone mode (see FireReplicasWanted).
+	// FireReplicaTimeout bounds that wait; a press not confirmed in time
+	// fails closed.
+	FireReplicas       int           `mapstructure:"fire_replicas"`
+	FireReplicaTimeout time.Duration `mapstructure:"fire_replica_timeout"`
+}
+
+// FireReplicasWanted resolves FireReplicas: the number of replicas a fire
+// record must reach before a press is answered "fired".
+func (r RedisConfig) FireReplicasWanted() int {
+	switch {
+	case r.FireReplicas >= 0:
+		return r.FireReplicas
+	case r.Mode == RedisStandalone:
+		return 0
+	}
+	return 1
 }
 
 // APNsConfig points the APNs adapter at Apple (default) or the simulator.
@@ -278,6 +297,8 @@ func defaults() map[string]any {
 		"redis.tls.insecure_skip_verify": false,
 		"redis.prefix":                   "owlpost",
 		"redis.timeout":                  2 * time.Second,
+		"redis.fire_replicas":            -1,
+		"redis.fire_replica_timeout":     time.Second,
 
 		"apns.host":               "production",
 		"apns.topic":              "",
@@ -528,6 +549,12 @@ func (c *Config) Validate() error {
 	}
 	if strings.ContainsAny(c.Redis.Prefix, "{}") {
 		bad("redis.prefix", "%q must not contain braces (the guard's keys use them as Redis Cluster hash tags)", c.Redis.Prefix)
+	}
+	if c.Redis.FireReplicas < -1 {
+		bad("redis.fire_replicas", "must be -1 (1 in sentinel and cluster mode, 0 standalone) or >= 0, got %d", c.Redis.FireReplicas)
+	}
+	if c.Redis.FireReplicaTimeout <= 0 {
+		bad("redis.fire_replica_timeout", "must be positive, got %s", c.Redis.FireReplicaTimeout)
 	}
 	if c.Redis.Timeout <= 0 {
 		bad("redis.timeout", "must be positive")

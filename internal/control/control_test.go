@@ -11,6 +11,7 @@ import (
 	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/testenv"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -344,5 +345,43 @@ func TestPrepareRefusesUnplanned(t *testing.T) {
 	reqs := f.controls(t, wire.ControlPrepare)
 	if len(reqs) != 1 || reqs[0].Campaign != f.def.ID || reqs[0].By != "alice" {
 		t.Fatalf("prepare records: %+v", reqs)
+	}
+}
+
+// TestLostFireRecordRestoredFromControlLog: a failover can drop the fire
+// record (simulated by deleting the test's keys). A later press, even
+// forced, wins the emptied guard but is answered with the truth: the
+// campaign fired already (the first verified fire in the control log),
+// nothing of this press is released, and the guard holds the first fire
+// again.
+func TestLostFireRecordRestoredFromControlLog(t *testing.T) {
+	f := newFixture(t)
+	first, err := f.svc.Fire(f.ctx, f.def.ID, "alice", true)
+	if err != nil || !first.Won {
+		t.Fatalf("first press: %+v %v", first, err)
+	}
+	testenv.FlushRedis(t, f.cfg)
+	if _, fired, err := f.g.FireOf(f.ctx, f.def.ID); err != nil || fired {
+		t.Fatalf("the fire record should be gone: %v %v", fired, err)
+	}
+	for _, by := range []string{"bob", "carol"} {
+		out, err := f.svc.Fire(f.ctx, f.def.ID, by, true)
+		if err != nil || out.Won || out.Fire.FireID != first.Fire.FireID || !strings.HasPrefix(out.Message, "already fired at ") {
+			t.Fatalf("press by %s after the loss: want already fired with %s, got %+v %v", by, first.Fire.FireID, out, err)
+		}
+		if by == "bob" && !strings.Contains(out.Message, "restored from the control log") {
+			t.Errorf("the answer should say the record was restored: %q", out.Message)
+		}
+	}
+	rec, fired, err := f.g.FireOf(f.ctx, f.def.ID)
+	if err != nil || !fired || rec.FireID != first.Fire.FireID || !rec.Restored {
+		t.Fatalf("guard after the presses: %+v %v %v, want %s restored", rec, fired, err, first.Fire.FireID)
+	}
+	got, err := f.cat.FirstFire(f.ctx, f.def.ID)
+	if err != nil || got == nil || got.FireID != first.Fire.FireID {
+		t.Fatalf("first verified fire in the control log: %+v %v", got, err)
+	}
+	if n := f.counter(t, "owlpost_control_fire_presses_total", map[string]string{"result": "won"}); n != 1 {
+		t.Errorf("presses won %v, want 1", n)
 	}
 }

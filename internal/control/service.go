@@ -345,22 +345,28 @@ func (s *Service) fire(ctx context.Context, id, by string, force bool) (FireOutc
 	if aborted {
 		return FireOutcome{}, fmt.Errorf("control: fire %s: %w by %s at %s", id, ErrAborted, ab.By, ab.At.UTC().Format(time.RFC3339))
 	}
-	if win, fired, err := s.guard.FireOf(ctx, id); err != nil {
+	now := s.now().UTC()
+	rec := guard.FireRecord{FireID: newID("fire", now), By: by, At: now, Force: force, Deadline: now.Add(def.Deadline.Std())}
+	_, fired, err := s.guard.FireOf(ctx, id)
+	if err != nil {
 		return FireOutcome{}, fmt.Errorf("control: fire %s: %w", id, guardErr(err))
-	} else if fired {
-		return s.announce(ctx, id, win, false, by)
 	}
-	if !force {
+	if !fired && !force {
 		st, err := s.statuses(ctx)
 		if err != nil {
 			return FireOutcome{}, fmt.Errorf("control: fire %s: readiness: %w", id, err)
 		}
 		if _, reasons := readiness(m, st, id, s.now()); len(reasons) > 0 {
+			// A campaign that fired before the guard lost its record is
+			// not "not ready": say the truth (and restore the record).
+			if first, err := s.firstFire(ctx, id); err == nil && first != nil {
+				return s.settle(ctx, id, guard.FireRecord{}, FireOutcome{}, by)
+			}
 			return FireOutcome{}, fmt.Errorf("control: fire %s: %w", id, &NotReadyError{Reasons: reasons})
 		}
 	}
-	now := s.now().UTC()
-	rec := guard.FireRecord{FireID: newID("fire", now), By: by, At: now, Force: force, Deadline: now.Add(def.Deadline.Std())}
+	// Every press goes through the guard, which confirms the winner on the
+	// replicas (redis.fire_replicas) before it is announced.
 	win, won, err := s.guard.Fire(ctx, id, rec)
 	if errors.Is(err, guard.ErrAborted) {
 		return FireOutcome{}, fmt.Errorf("control: fire %s: %w (%v)", id, ErrAborted, err)
@@ -368,7 +374,57 @@ func (s *Service) fire(ctx context.Context, id, by string, force bool) (FireOutc
 	if err != nil {
 		return FireOutcome{}, fmt.Errorf("control: fire %s: %w", id, guardErr(err))
 	}
-	return s.announce(ctx, id, win, won, by)
+	out, err := s.announce(ctx, id, win, won, by)
+	if err != nil {
+		return out, err
+	}
+	return s.settle(ctx, id, win, out, by)
+}
+
+// settle makes the answer to a press the truth of the control log, the
+// durable tie-breaker: the campaign's fire is its first fire record there,
+// and the stages release nothing else. Normally that is the guard's winner
+// just announced. If it is not, the guard had lost the first fire (a
+// failover to a replica without it, a flush) and this press's winner came
+// after it: the first fire is written back to the guard, published again
+// (a fanout restarted meanwhile ignored it while the guard lacked it), and
+// the press is answered "already fired" with it, however it was forced.
+func (s *Service) settle(ctx context.Context, id string, win guard.FireRecord, out FireOutcome, by string) (FireOutcome, error) {
+	first, err := s.firstFire(ctx, id)
+	if err != nil {
+		return out, fmt.Errorf("control: fire %s: the trigger (fire id %s) is published but the control log could not be read back to confirm it is the campaign's first fire; "+
+			"press again to know (nothing but the first fire in the log is released): %w", id, win.FireID, err)
+	}
+	if first == nil || first.FireID == win.FireID {
+		// nil: the log lags our acknowledged record (it cannot be empty);
+		// our record is the only fire.
+		return out, nil
+	}
+	orig := guard.FireRecord{FireID: first.FireID, By: first.By, At: first.At, Force: first.Force, Deadline: first.Deadline}
+	s.log.Warn("the guard had lost the campaign's first fire; restored from the control log", "campaign", id,
+		"first_fire", first.FireID, "guard_winner", win.FireID)
+	if err := s.guard.Restore(ctx, id, orig); err != nil {
+		return FireOutcome{}, fmt.Errorf("control: fire %s: already fired (fire id %s, first in the control log); this press (%s) is not released; restoring the guard failed: %w",
+			id, first.FireID, win.FireID, guardErr(err))
+	}
+	orig.Restored = true
+	out, err = s.announce(ctx, id, orig, false, by)
+	out.Message += " (the guard had lost this fire; restored from the control log; this press released nothing)"
+	return out, err
+}
+
+// firstFire reads the campaign's first fire record in the control log;
+// concurrent presses share a read, and a read that found none is repeated
+// unshared (it may have started before this press's record was written).
+func (s *Service) firstFire(ctx context.Context, id string) (*wire.Control, error) {
+	v, err, _ := s.sf.Do("firstfire/"+id, func() (any, error) { return s.cat.FirstFire(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	if first := v.(*wire.Control); first != nil {
+		return first, nil
+	}
+	return s.cat.FirstFire(ctx, id)
 }
 
 // announce publishes the winner's trigger record. It is published by every
@@ -378,7 +434,7 @@ func (s *Service) fire(ctx context.Context, id, by string, force bool) (FireOutc
 func (s *Service) announce(ctx context.Context, id string, win guard.FireRecord, won bool, by string) (FireOutcome, error) {
 	out := outcome(id, win, won)
 	c := &wire.Control{Type: wire.ControlFire, Campaign: id, By: win.By, At: win.At, FireID: win.FireID,
-		Force: win.Force, Deadline: win.Deadline}
+		Force: win.Force, Deadline: win.Deadline, Verified: true}
 	if !won {
 		c.Note = "re-published by a later press of " + by
 	}

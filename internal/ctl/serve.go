@@ -70,7 +70,8 @@ func controlService(cfg *config.Config, env *Env, reg prometheus.Registerer, ext
 		return nil, nil, err
 	}
 	closeFn := func() { _ = rdb.Close(); cl.Close() }
-	svc, err := control.New(cfg, control.Deps{Kafka: cl, Guard: guard.New(rdb, cfg.Redis.Prefix, reg), Log: env.Log, Registry: reg})
+	g := guard.New(rdb, cfg.Redis.Prefix, reg).ConfirmFires(cfg.Redis.FireReplicasWanted(), cfg.Redis.FireReplicaTimeout)
+	svc, err := control.New(cfg, control.Deps{Kafka: cl, Guard: g, Log: env.Log, Registry: reg})
 	if err != nil {
 		closeFn()
 		return nil, nil, err

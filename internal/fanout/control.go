@@ -126,13 +126,26 @@ func (s *Stage) handleControl(ctx context.Context, r *kgo.Record, live bool) {
 	}
 }
 
-// onFireLocked starts verifying a trigger against the Redis guard. The
-// verification runs outside the lock (it may retry for as long as Redis is
-// unreachable); only a verified winner is released.
+// onFireLocked starts verifying a trigger against the Redis guard. Once the
+// control log holds a verified fire record of the campaign, no other fire id
+// is considered: the log, unlike Redis, cannot lose it. The verification runs outside the lock
+// (it may retry for as long as Redis is unreachable); only a verified winner
+// is released.
 func (s *Stage) onFireLocked(ctx context.Context, cs *campState, c wire.Control, ts time.Time, live bool) {
+	if cs.firstFire == "" && c.Verified {
+		cs.firstFire = c.FireID
+	}
 	switch {
 	case cs.aborted:
 		s.m.ignored.WithLabelValues(IgnoredAborted).Inc()
+		return
+	case cs.firstFire != "" && c.FireID != cs.firstFire:
+		// The control log is the durable tie-breaker: a later fire id
+		// (a press that won a guard which had lost the first fire) is
+		// never released, whatever the guard says.
+		s.m.ignored.WithLabelValues(IgnoredNotWinner).Inc()
+		s.log.Warn("fanout: trigger that is not the campaign's first fire in the control log ignored", "campaign", c.Campaign,
+			"fire_id", c.FireID, "first", cs.firstFire)
 		return
 	case cs.fire != nil && cs.fire.id == c.FireID, cs.verifying[c.FireID]:
 		s.m.ignored.WithLabelValues(IgnoredDuplicate).Inc()

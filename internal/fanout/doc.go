@@ -60,7 +60,15 @@
 // released on an unverified trigger. Any other fire id is ignored and
 // counted (owlpost_fanout_triggers_ignored_total{reason="not_winner"}); the
 // winner's record published again by later presses is counted as
-// "duplicate" and changes nothing.
+// "duplicate" and changes nothing. The campaign's first verified fire record
+// in the control log (wire.Control.Verified: published after the guard
+// confirmed it) is the only fire id ever verified after it: if Redis lost
+// the fire record (a failover to a replica without it, a flush) and a later
+// press won the emptied guard, that press's fire id is ignored, also by an
+// instance restarted afterwards (it replays the log from the start). While
+// the guard lacks the first fire, a restarted instance counts it
+// "no_fire_record" and waits; the next press restores the record from the
+// log and publishes it again (control.Service.Fire), which releases it.
 //
 // # Release, exactly once: a transactional id per partition
 //

@@ -95,6 +95,7 @@ type campState struct {
 	prepared  bool
 	aborted   bool
 	fire      *fireState
+	firstFire string // the campaign's first fire id in the control log: the only one ever released
 	verifying map[string]bool
 	proofs    []wire.Control
 	manifest  *wire.Manifest

@@ -13,6 +13,7 @@ import (
 	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/testenv"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -286,4 +287,41 @@ func TestFireWaitsForGuard(t *testing.T) {
 	if g.calls <= g.fails {
 		t.Fatalf("released after %d guard calls, %d of which failed", g.calls, g.fails)
 	}
+}
+
+// TestLaterFireAfterGuardLossNeverReleased: the campaign fired (F1, a
+// verified record in the control log), then Redis lost the fire record and
+// a later press won the emptied guard (W, published verified too). Neither
+// the running instance nor one started afterwards (replaying the log)
+// releases W: the first verified fire in the control log is the tie-breaker.
+func TestLaterFireAfterGuardLossNeverReleased(t *testing.T) {
+	e := newEnv(t)
+	tp := makePlan("camp", 1, e.cfg.Topics.BatchesPartitions, 6, 4, 5)
+	e.writePlan(t, tp)
+	st := e.startStage(t, "fanout-a")
+	e.control(t, wire.Control{Type: wire.ControlPrepare, Campaign: "camp"})
+	e.waitStatus(t, time.Minute, "camp", "fanout-a", ready(10))
+	ctx := testenv.Context(t, 2*time.Minute)
+	press := func(id string) wire.Control {
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		rec := guard.FireRecord{FireID: id, By: "test", At: now, Deadline: now.Add(10 * time.Minute)}
+		if _, won, err := e.guard.Fire(ctx, "camp", rec); err != nil || !won {
+			t.Fatalf("guard fire %s: won=%v %v", id, won, err)
+		}
+		return e.control(t, wire.Control{Type: wire.ControlFire, Campaign: "camp", FireID: id, At: now, Deadline: rec.Deadline, Verified: true})
+	}
+	f1 := press("F1")
+	e.waitStatus(t, time.Minute, "camp", "fanout-a", inState(StateReleased))
+	testenv.FlushRedis(t, e.cfg)
+	press("W")
+	st2 := e.startStage(t, "fanout-b")
+	deadline := time.Now().Add(time.Minute)
+	for value(st2.m.ignored.WithLabelValues(IgnoredNotWinner)) < 2 || value(st.m.ignored.WithLabelValues(IgnoredNotWinner)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not_winner: restarted instance %v (want 2: F1 refuted by the guard's W, W not the first verified fire), running instance %v (want 1)",
+				value(st2.m.ignored.WithLabelValues(IgnoredNotWinner)), value(st.m.ignored.WithLabelValues(IgnoredNotWinner)))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	checkExactlyOnce(t, e.cfg, tp, e.sends(t), f1)
 }

@@ -32,11 +32,32 @@
 // the last Ack and before the crash. The campaign's collapse id makes such a
 // duplicate show as one notification.
 //
-// Remaining windows, documented rather than hidden: a Redis failover with
-// asynchronous replication can lose a just-written key (a fire record or a
-// done mark), so a second fire or a re-send becomes possible in that window;
-// run Redis with appendfsync always and a single primary for launch day if
-// that matters more than latency. A sender paused (GC, network partition)
-// longer than its lease can overlap with the taker-over; Renew reports the
-// loss and the sender stops, but requests already in flight complete.
+// Confirmed fires: Redis replicates asynchronously, so a failover right
+// after a press can promote a replica without the fire record. Fire
+// therefore confirms the winner on redis.fire_replicas replicas (WAIT, at
+// most redis.fire_replica_timeout; default 1 replica in sentinel and cluster
+// mode, 0 standalone) before the press is answered and its trigger
+// published; a losing press writes the winner back unchanged so that its
+// own WAIT confirms the winner too. When not enough replicas answer (a
+// launch with every replica down) the press fails closed with
+// ErrNotConfirmed: nothing is published, the record stays, and the next
+// press once a replica is back confirms and announces that same winner.
+// Set redis.fire_replicas=0 to fire without a replica, accepting that a
+// failover in that moment can lose the record.
+//
+// A lost fire record is not a second fire: the control service publishes a
+// trigger only after the confirmation, marked verified, and the first
+// verified fire record in the control log is the campaign's fire for good
+// (catalog.FirstFire). A press that wins a guard which lost the record is
+// answered with that first fire, which Restore writes back (marked
+// Restored); the fanout never releases a later fire id.
+//
+// Remaining windows, documented rather than hidden: a failover can still
+// lose done marks and acked bitmaps (they are not confirmed on replicas:
+// that would cost a WAIT per batch); a sender that then receives a batch
+// again (a consumer-group offset reset) re-sends what the lost marks
+// covered. A sender
+// paused (GC, network partition) longer than its lease can overlap with the
+// taker-over; Renew reports the loss and the sender stops, but requests
+// already in flight complete.
 package guard

@@ -23,8 +23,11 @@ type Guard struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	doneTTL time.Duration
-	lat     *prometheus.HistogramVec
-	errs    *prometheus.CounterVec
+	// Fire confirms the winning record on this many replicas (WAIT).
+	fireReplicas int
+	fireWait     time.Duration
+	lat          *prometheus.HistogramVec
+	errs         *prometheus.CounterVec
 }
 
 // NewClient builds the Redis client from cfg for its redis.mode: one server
@@ -84,7 +87,7 @@ func New(rdb redis.UniversalClient, prefix string, reg prometheus.Registerer) *G
 	}
 	// Export the error counters at 0 from the start, so the Redis alert's
 	// rate() has a series before the first failure.
-	for _, op := range []string{"ping", "warm", "fire", "fire_get", "abort", "abort_get", "claim", "renew", "ack", "acked", "done", "release", "rate"} {
+	for _, op := range []string{"ping", "warm", "fire", "fire_get", "fire_restore", "abort", "abort_get", "claim", "renew", "ack", "acked", "done", "release", "rate"} {
 		g.errs.WithLabelValues(op)
 	}
 	if reg != nil {
@@ -130,6 +133,14 @@ func (g *Guard) observe(op string, start time.Time, err error) error {
 	return nil
 }
 
+// ConfirmFires makes Fire confirm the winning fire record on n replicas,
+// waiting at most timeout (Redis WAIT), before it answers; n = 0 (the
+// default) answers as soon as the primary has it. It returns g.
+func (g *Guard) ConfirmFires(n int, timeout time.Duration) *Guard {
+	g.fireReplicas, g.fireWait = n, timeout
+	return g
+}
+
 // Ping checks Redis answers.
 func (g *Guard) Ping(ctx context.Context) error {
 	start := time.Now()
@@ -143,6 +154,11 @@ type FireRecord struct {
 	At       time.Time `json:"at"`
 	Force    bool      `json:"force,omitempty"`
 	Deadline time.Time `json:"deadline"`
+	// Restored: the guard had lost this campaign's record (a failover to a
+	// replica without it, a flush) and it was written back from the
+	// control log, where the first fire is durable. The batch marks of the
+	// campaign may be lost with it.
+	Restored bool `json:"restored,omitempty"`
 }
 
 // AbortRecord is the first abort of a campaign.
@@ -154,23 +170,45 @@ type AbortRecord struct {
 // ErrAborted is returned by Fire for an aborted campaign.
 var ErrAborted = errors.New("guard: campaign aborted")
 
+// fireScript: a losing press writes the winner back unchanged, so that its
+// own WAIT confirms the winner's record on the replicas too (WAIT waits for
+// the connection's own writes).
 var fireScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'aborted', redis.call('GET', KEYS[2])} end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return {'won', ARGV[1]} end
-return {'lost', redis.call('GET', KEYS[1])}
+local cur = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], cur)
+return {'lost', cur}
 `)
 
+// ErrNotConfirmed is returned by Fire when the winning record did not reach
+// the replicas ConfirmFires asks for in time. It wraps ErrUnavailable:
+// callers fail closed (no trigger); the record stays, so a later press
+// confirms and announces the same winner.
+var ErrNotConfirmed = fmt.Errorf("%w: fire record not confirmed on the replicas", ErrUnavailable)
+
 // Fire records rec as the campaign's fire if no fire happened yet. It returns
-// the winning record and whether rec won. An aborted campaign returns
-// ErrAborted (with the abort record in the error text); Redis trouble returns
-// ErrUnavailable: no fire.
+// the winning record and whether rec won, once the winner is confirmed on
+// the replicas ConfirmFires asks for (ErrNotConfirmed otherwise). An aborted
+// campaign returns ErrAborted (with the abort record in the error text);
+// Redis trouble returns ErrUnavailable: no fire.
 func (g *Guard) Fire(ctx context.Context, campaign string, rec FireRecord) (FireRecord, bool, error) {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return FireRecord{}, false, err
 	}
 	start := time.Now()
-	res, err := fireScript.Run(ctx, g.rdb, []string{g.key("fire", campaign), g.key("abort", campaign)}, b).StringSlice()
+	keys := []string{g.key("fire", campaign), g.key("abort", campaign)}
+	var res []string
+	if g.fireReplicas <= 0 {
+		res, err = fireScript.Run(ctx, g.rdb, keys, b).StringSlice()
+	} else {
+		res, err = g.fireConfirmed(ctx, keys, b)
+	}
+	if errors.Is(err, ErrNotConfirmed) {
+		g.errs.WithLabelValues("fire").Inc()
+		return FireRecord{}, false, err
+	}
 	if err := g.observe("fire", start, err); err != nil {
 		return FireRecord{}, false, err
 	}
@@ -187,6 +225,53 @@ func (g *Guard) Fire(ctx context.Context, campaign string, rec FireRecord) (Fire
 		return FireRecord{}, false, fmt.Errorf("guard: corrupt fire record of %s: %w", campaign, err)
 	}
 	return win, res[0] == "won", nil
+}
+
+// fireConfirmed runs the fire script and WAIT on one connection to the
+// primary of the campaign's slot: WAIT counts the replicas that have this
+// connection's writes.
+func (g *Guard) fireConfirmed(ctx context.Context, keys []string, rec []byte) ([]string, error) {
+	var c *redis.Client
+	switch cl := g.rdb.(type) {
+	case *redis.Client:
+		c = cl
+	case *redis.ClusterClient:
+		var err error
+		if c, err = cl.MasterForKey(ctx, keys[0]); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("guard: fire: cannot confirm on replicas with a %T", g.rdb)
+	}
+	conn := c.Conn()
+	defer conn.Close()
+	res, err := fireScript.Run(ctx, conn, keys, rec).StringSlice()
+	if err != nil || len(res) == 0 || res[0] == "aborted" {
+		return res, err
+	}
+	n, err := conn.Wait(ctx, g.fireReplicas, g.fireWait).Result()
+	if err != nil {
+		return nil, err
+	}
+	if int(n) < g.fireReplicas {
+		return nil, fmt.Errorf("%w: %d of %d replicas within %s; a failover now could lose it: nothing was released, press again once a replica is back (or set redis.fire_replicas=0 to accept the risk)",
+			ErrNotConfirmed, n, g.fireReplicas, g.fireWait)
+	}
+	return res, nil
+}
+
+// Restore writes rec, the first fire of the campaign in the control log, as
+// its fire record (marked Restored), replacing whatever the guard holds:
+// the guard lost the record and a later press may have won in its place,
+// but the control log is what every stage follows.
+func (g *Guard) Restore(ctx context.Context, campaign string, rec FireRecord) error {
+	rec.Restored = true
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	return g.observe("fire_restore", start, g.rdb.Set(ctx, g.key("fire", campaign), b, 0).Err())
 }
 
 // FireOf returns the campaign's fire record, if it fired.

@@ -3,12 +3,14 @@ package guard_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/testenv"
 )
@@ -70,6 +72,35 @@ func testFireOnce(t *testing.T, g *guard.Guard) {
 	if err != nil || !fired || rec.FireID != win.FireID {
 		t.Fatalf("FireOf: %+v %v %v", rec, fired, err)
 	}
+}
+
+// TestFireConfirmedOnReplicas: a press is answered only once the winning
+// record is on the replicas asked for (WAIT). Asking for one more replica
+// than the deployment has fails closed with ErrNotConfirmed (as a launch
+// with every replica down would); the record stays, and the next press,
+// once enough replicas answer, confirms and returns that same winner.
+func TestFireConfirmedOnReplicas(t *testing.T) {
+	replicas := map[string]int{config.RedisStandalone: 0, config.RedisSentinel: 2, config.RedisCluster: 1}
+	forEachMode(t, func(t *testing.T, g *guard.Guard) {
+		have := replicas[t.Name()[strings.LastIndex(t.Name(), "/")+1:]]
+		ctx := testenv.Context(t, 30*time.Second)
+		first := guard.FireRecord{FireID: "f1", By: "alice", At: time.Now()}
+		_, _, err := g.ConfirmFires(have+1, 300*time.Millisecond).Fire(ctx, "c9", first)
+		if !errors.Is(err, guard.ErrNotConfirmed) || !errors.Is(err, guard.ErrUnavailable) {
+			t.Fatalf("%d replicas asked of %d: want ErrNotConfirmed, got %v", have+1, have, err)
+		}
+		if !strings.Contains(err.Error(), "press again") {
+			t.Errorf("the refusal must say what to do: %v", err)
+		}
+		win, won, err := g.ConfirmFires(have, time.Second).Fire(ctx, "c9", guard.FireRecord{FireID: "f2", By: "bob", At: time.Now()})
+		if err != nil || won || win.FireID != "f1" {
+			t.Fatalf("next press: want the unconfirmed first record confirmed as the winner, got %+v won=%v %v", win, won, err)
+		}
+		win, won, err = g.Fire(ctx, "c10", first)
+		if err != nil || !won || win.FireID != "f1" {
+			t.Fatalf("a fresh campaign with %d replicas confirmed: %+v won=%v %v", have, win, won, err)
+		}
+	})
 }
 
 func TestAbortBlocksFire(t *testing.T) { forEachMode(t, testAbortBlocksFire) }

@@ -69,3 +69,25 @@ func CleanRedis(t testing.TB, rdb redis.UniversalClient, prefix string) {
 		_ = rdb.Close()
 	})
 }
+
+// FlushRedis deletes every key under cfg's Redis prefix now, as a failover to
+// a replica without them or a mistaken FLUSHALL would (standalone Redis).
+func FlushRedis(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, cfg.Redis.Prefix+":*", 1000).Iterator()
+	n := 0
+	for iter.Next(ctx) {
+		if err := rdb.Del(ctx, iter.Val()).Err(); err != nil {
+			t.Fatalf("flush redis: %v", err)
+		}
+		n++
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("flush redis: %v", err)
+	}
+	t.Logf("flushed %d Redis keys under %s", n, cfg.Redis.Prefix)
+}

@@ -127,6 +127,11 @@ type Control struct {
 	FireID string `json:"fire_id,omitempty"`
 	// Force records an operator override (fire without full readiness).
 	Force bool `json:"force,omitempty"`
+	// Verified (Type fire): published by the control service after the
+	// guard confirmed this fire id as the winner (on the replicas it asks
+	// for). The campaign's first verified fire record is its fire for good,
+	// whatever Redis later holds (catalog.FirstFire).
+	Verified bool `json:"verified,omitempty"`
 	// Deadline is the send deadline of a fire (fire time + campaign deadline).
 	Deadline time.Time `json:"deadline,omitzero"`
 	Note     string    `json:"note,omitempty"`
