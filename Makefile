@@ -9,7 +9,7 @@ BIN   := bin
 export OWLPOST_TEST_KAFKA ?= 127.0.0.1:$(or $(OWLPOST_KAFKA_PORT),9092)
 export OWLPOST_TEST_REDIS ?= 127.0.0.1:$(or $(OWLPOST_REDIS_PORT),6379)
 
-.PHONY: build test unit demo bench up down status lint fmt cluster-up cluster-down
+.PHONY: build test unit demo bench up down status lint fmt tools cluster-up cluster-down
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -40,7 +40,11 @@ unit:
 
 # The cluster stack (scripts/devstack.sh up --cluster) runs beside the single node one; its addresses reach
 # the tests through the OWLPOST_TEST_*_CLUSTER / _SENTINEL variables that `up --cluster` prints.
-test: lint up
+# Test tools besides the stack (schemathesis in a venv under ~/.cache/owlpost), idempotent.
+tools:
+	scripts/testtools.sh >/dev/null
+
+test: lint up tools
 	cl="$$(scripts/devstack.sh up --cluster)" && eval "$$cl" && \
 	$(GO) test -count=1 -timeout 20m ./... && \
 	$(MAKE) fault

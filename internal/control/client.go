@@ -148,6 +148,8 @@ func apiErr(op string, code int, body []byte) error {
 		sentinel = ErrBadRequest
 	case CodeUnknownCampaign:
 		sentinel = ErrUnknownCampaign
+	case CodeUnknownProof:
+		sentinel = ErrUnknownProof
 	case CodeNotPlanned:
 		sentinel = ErrNotPlanned
 	case CodeNotReady:

@@ -58,7 +58,7 @@
 // body is ignored. A campaign naming launchers is fired only by them
 // (ErrNotLauncher). Errors are JSON {"error": reason, "code": machine code}:
 // 401 unauthorized, 403 forbidden | not_a_launcher, 429 rate_limited (wrong
-// tokens per client address), 400 bad_request, 404 unknown_campaign,
+// tokens per client address), 400 bad_request, 404 unknown_campaign | unknown_proof,
 // 412 not_planned | not_ready (with "reasons"), 409 already_fired (with
 // "fire") | aborted, 503 guard_unavailable.
 package control

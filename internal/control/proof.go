@@ -61,6 +61,12 @@ type ProofReport struct {
 // has an outcome, or when ctx ends: then the partial report comes back with
 // Complete false and ctx's error.
 func (s *Service) WaitProof(ctx context.Context, id, proofID string) (*ProofReport, error) {
+	return s.waitProof(ctx, id, proofID, 0)
+}
+
+// waitProof is WaitProof waiting at most wait for the results (0: until
+// ctx ends); finding the proof request is bounded by ctx only.
+func (s *Service) waitProof(ctx context.Context, id, proofID string, wait time.Duration) (*ProofReport, error) {
 	def, _, err := s.lookup(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("control: proof: %w", err)
@@ -76,7 +82,7 @@ func (s *Service) WaitProof(ctx context.Context, id, proofID string) (*ProofRepo
 		}
 	}
 	if req == nil {
-		return nil, fmt.Errorf("control: proof: %w: no proof %q for campaign %s", ErrBadRequest, proofID, id)
+		return nil, fmt.Errorf("control: proof: %w: no proof %q for campaign %s", ErrUnknownProof, proofID, id)
 	}
 	rep, err := newProofReport(def, req)
 	if err != nil {
@@ -100,6 +106,11 @@ func (s *Service) WaitProof(ctx context.Context, id, proofID string) (*ProofRepo
 		return nil, fmt.Errorf("control: proof: %w", err)
 	}
 	defer cl.Close()
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
 	var results []wire.Result
 	for {
 		if rep.attribute(results) {

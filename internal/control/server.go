@@ -237,6 +237,7 @@ const (
 	CodeRateLimited      = "rate_limited"
 	CodeBadRequest       = "bad_request"
 	CodeUnknownCampaign  = "unknown_campaign"
+	CodeUnknownProof     = "unknown_proof"
 	CodeNotPlanned       = "not_planned"
 	CodeNotReady         = "not_ready"
 	CodeAborted          = "aborted"
@@ -261,6 +262,8 @@ func errorBody(err error) (int, apiError) {
 		return http.StatusBadRequest, withCode(e, CodeBadRequest)
 	case errors.Is(err, ErrUnknownCampaign):
 		return http.StatusNotFound, withCode(e, CodeUnknownCampaign)
+	case errors.Is(err, ErrUnknownProof):
+		return http.StatusNotFound, withCode(e, CodeUnknownProof)
 	case errors.Is(err, ErrNotPlanned):
 		return http.StatusPreconditionFailed, withCode(e, CodeNotPlanned)
 	case errors.As(err, &nr):
@@ -297,10 +300,14 @@ func readRequest(r *http.Request) (request, error) {
 	if err != nil {
 		return req, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	body := strings.TrimSpace(string(b))
+	if body == "" {
 		return req, nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	if body[0] != '{' {
+		return req, fmt.Errorf("%w: body must be a JSON object", ErrBadRequest)
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return req, fmt.Errorf("%w: body: %v", ErrBadRequest, err)
@@ -343,12 +350,7 @@ func (s *Server) proofReport(w http.ResponseWriter, r *http.Request, _ identity.
 		}
 		wait = d
 	}
-	if wait == 0 {
-		wait = 2 * time.Second // enough to read the audit log and the results so far
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
-	rep, err := s.svc.WaitProof(ctx, r.PathValue("id"), r.PathValue("proof"))
+	rep, err := s.svc.waitProof(r.Context(), r.PathValue("id"), r.PathValue("proof"), max(wait, 500*time.Millisecond))
 	if rep == nil {
 		return err
 	}

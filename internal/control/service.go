@@ -29,6 +29,8 @@ import (
 var (
 	// ErrUnknownCampaign: no definition with that id in the catalog.
 	ErrUnknownCampaign = errors.New("unknown campaign")
+	// ErrUnknownProof: no proof request with that id for the campaign.
+	ErrUnknownProof = errors.New("unknown proof")
 	// ErrNotPlanned: the campaign has no plan manifest yet.
 	ErrNotPlanned = errors.New("campaign not planned")
 	// ErrNotReady: fanout or senders are not fully prepared (see NotReadyError).
