@@ -208,7 +208,7 @@ auto.create.topics.enable=false
 # before fencing it (leaders move); replica.lag.time.max.ms: how long a silent follower stays in the ISR.
 broker.session.timeout.ms=9000
 broker.heartbeat.interval.ms=2000
-replica.lag.time.max.ms=10000
+replica.lag.time.max.ms=30000
 controller.quorum.election.timeout.ms=1000
 controller.quorum.fetch.timeout.ms=2000
 log.cleaner.enable=true
@@ -248,6 +248,7 @@ cl_kafka_spawn() {
 	if pid="$(cl_kafka_pid "${h}")"; then
 		return
 	fi
+	rm -f "${dir}/kafka.pid"
 	cl_kafka_config "${h}"
 	if [[ ! -f "${dir}/data/meta.properties" ]]; then
 		"${JAVA}" -cp "${CLASSPATH_KAFKA}" -Dlog4j2.configurationFile="${KAFKA_DIR}/tools-log4j2.properties" \
@@ -265,6 +266,13 @@ cl_kafka_spawn() {
 		-Dlog4j2.configurationFile="${dir}/log4j2.properties" -Dkafka.logs.dir="${dir}/logs" \
 		-cp "${CLASSPATH_KAFKA}" kafka.Kafka "${dir}/server.properties" \
 		</dev/null >>"${dir}/logs/stdout.log" 2>&1 9>&- &
+	# the pid file is written by the child, which then execs the JVM: wait for both
+	local i
+	for ((i = 0; i < 100; i++)); do
+		cl_kafka_pid "${h}" >/dev/null && return
+		sleep 0.1
+	done
+	die "${h}: kafka did not start (no pid file)"
 }
 
 # cl_in_prefix HOST: the words that put a command on HOST (empty in loopback mode).
@@ -273,9 +281,10 @@ cl_in_prefix() {
 	return 0
 }
 
-# cl_kafka_wait HOSTS...: waits until each named broker accepts connections and all three are registered.
+# cl_kafka_wait HOSTS...: waits until each named broker accepts connections and all three are registered
+# (twice the single node's wait: three JVMs start on a shared machine).
 cl_kafka_wait() {
-	local h deadline=$((SECONDS + KAFKA_WAIT)) ok
+	local h deadline=$((SECONDS + 2 * KAFKA_WAIT)) ok
 	while ((SECONDS < deadline)); do
 		ok=1
 		for h in "$@"; do
@@ -291,7 +300,7 @@ cl_kafka_wait() {
 		fi
 		sleep 1
 	done
-	die "kafka cluster: $* not ready within ${KAFKA_WAIT} s; see ${CL_DIR}/kafka-*/logs/server.log"
+	die "kafka cluster: $* not ready within $((2 * KAFKA_WAIT)) s; see ${CL_DIR}/kafka-*/logs/server.log"
 }
 
 cl_kafka_prepare() {

@@ -169,8 +169,7 @@ func (s *Stage) commitChunk(p *partition, chunk []heldBatch, hdrs []kgo.RecordHe
 	failed := perr
 	mu.Unlock()
 	if failed != nil {
-		_ = p.prod.AbortBufferedRecords(ctx)
-		if err := p.prod.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		if err := abortTxn(p); err != nil {
 			return errors.Join(failed, err)
 		}
 		return failed
@@ -178,12 +177,34 @@ func (s *Stage) commitChunk(p *partition, chunk []heldBatch, hdrs []kgo.RecordHe
 	if err := p.prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		// Not committed, or unknown: abort (franz-go bumps the epoch if
 		// the outcome is unknown, which settles it), then re-read markers.
-		if aerr := p.prod.EndTransaction(ctx, kgo.TryAbort); aerr != nil {
+		if aerr := abortTxn(p); aerr != nil {
 			return errors.Join(err, aerr)
 		}
 		return err
 	}
 	return nil
+}
+
+// abortTxn ends the partition producer's open transaction with an abort,
+// on a context of its own: the failed attempt's may have expired (a
+// transaction coordinator failing over takes longer than txnTimeout), and
+// a producer left inside a transaction could never begin the next one. It
+// tries a few times while the coordinator moves; a fenced producer stops.
+func abortTxn(p *partition) error {
+	var err error
+	for i := range abortAttempts {
+		ctx, cancel := context.WithTimeout(context.Background(), txnTimeout)
+		_ = p.prod.AbortBufferedRecords(ctx)
+		err = p.prod.EndTransaction(ctx, kgo.TryAbort)
+		cancel()
+		if err == nil || fenced(err) || p.ctx.Err() != nil {
+			return err
+		}
+		if !sleep(p.ctx, time.Duration(i+1)*time.Second) {
+			return err
+		}
+	}
+	return err
 }
 
 func fenced(err error) bool {

@@ -58,6 +58,12 @@ type opts struct {
 	inFlight int
 	// ClaimLease of the batch guard (how soon a dead sender's batch is taken over).
 	claimLease time.Duration
+	// cluster runs the case on the cluster stack (three brokers, replication
+	// factor 3, min.insync.replicas 2; Redis is the Sentinel group's primary).
+	cluster bool
+	// fanoutHost, with cluster, runs fanout-1 on that node's host (its
+	// network namespace), so a partition of the node cuts it off too.
+	fanoutHost string
 }
 
 func (o *opts) defaults() {
@@ -106,7 +112,13 @@ type stack struct {
 func newStack(t *testing.T, o opts) *stack {
 	t.Helper()
 	o.defaults()
-	cfg := testenv.Config(t)
+	var cfg *config.Config
+	if o.cluster {
+		cfg = testenv.ClusterConfig(t)
+		cfg.Redis.Addr = testenv.RedisSentinelPrimary(t)
+	} else {
+		cfg = testenv.Config(t)
+	}
 	testenv.Topics(t, cfg)
 	cfg.Planner.IOSBatchSize, cfg.Planner.AndroidBatchSize = o.iosBatch, o.androidBatch
 	cfg.Sender.BatchesInFlight = o.inFlight
@@ -132,7 +144,11 @@ func newStack(t *testing.T, o opts) *stack {
 	if s.cat, err = catalog.New(cfg, s.cl); err != nil {
 		t.Fatal(err)
 	}
-	s.start("fanout-1", "fanout")
+	if o.fanoutHost != "" {
+		s.startOn(testenv.NodeNetns(t, o.fanoutHost), "fanout-1", "fanout")
+	} else {
+		s.start("fanout-1", "fanout")
+	}
 	s.start("fanout-2", "fanout")
 	s.start("sender-ios", "sender", e2e.Env("sender.platform", "ios"))
 	s.start("sender-android", "sender", e2e.Env("sender.platform", "android"))
@@ -174,10 +190,22 @@ func (s *stack) startSim() {
 
 // start runs one owlpost stage as a process.
 func (s *stack) start(name, binary string, env ...string) *e2e.Proc {
+	return s.startOn("", name, binary, env...)
+}
+
+// startOn runs one owlpost stage as a process in the network namespace
+// netns ("" = this one). ip netns exec execs the stage, so the process's
+// pid is the stage's.
+func (s *stack) startOn(netns, name, binary string, env ...string) *e2e.Proc {
 	addr := e2e.FreeAddr(s.t)
 	s.metrics[name] = addr
 	env = append([]string{e2e.Env("instance_id", name), e2e.Env("metrics.addr", addr)}, env...)
-	p := e2e.Start(s.t, e2e.Spec{Name: name, Binary: filepath.Join(s.bin, binary), Config: s.cfgFile, Env: env})
+	spec := e2e.Spec{Name: name, Binary: filepath.Join(s.bin, binary), Config: s.cfgFile, Env: env}
+	if netns != "" {
+		spec.Args = []string{"netns", "exec", netns, spec.Binary}
+		spec.Binary = "ip"
+	}
+	p := e2e.Start(s.t, spec)
 	s.procs[name] = p
 	return p
 }
@@ -195,7 +223,7 @@ func (s *stack) define(spec audience.Spec, cs campaignSpec) {
 	s.id = "fault-" + testenv.ID()
 	s.collapse = s.id + ".c" // differs from the id: the simulator's record proves the collapse id was sent
 	topic := s.cfg.Topics.Campaigns + ".audience"
-	if _, err := kadm.NewClient(s.cl).CreateTopic(s.ctx, 4, 1, nil, topic); err != nil {
+	if _, err := kadm.NewClient(s.cl).CreateTopic(s.ctx, 4, s.cfg.Topics.ReplicationFactor, nil, topic); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { testenv.DeleteTopics(t, s.cfg, topic) })

@@ -1,0 +1,234 @@
+//go:build fault
+
+package fault_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/owlpost/owlpost/internal/audience"
+	"github.com/owlpost/owlpost/internal/fanout"
+	"github.com/owlpost/owlpost/internal/fault"
+	"github.com/owlpost/owlpost/internal/pushsim"
+	"github.com/owlpost/owlpost/internal/testenv"
+)
+
+// The production-topology cases run on the cluster stack (scripts/devstack.sh
+// up --cluster): three brokers, every topic with replication factor 3 and
+// min.insync.replicas 2, producers with acks=all. Smaller campaigns than the
+// single-node cases: three JVMs share the two cores.
+const (
+	clusterIOS     = 6000
+	clusterAndroid = 4000
+)
+
+func clusterSpec(seed int64) audience.Spec {
+	sp := spec(seed)
+	sp.IOS, sp.Android = clusterIOS, clusterAndroid
+	return sp
+}
+
+// newClusterRow starts a row of the production-topology table.
+func newClusterRow(t *testing.T, name string) *fault.Row {
+	row := newRow(t, name)
+	row.Topology = fault.TopologyProduction
+	return row
+}
+
+// brokerNode is the cluster node a broker runs on (node.id n is kafka-n).
+func brokerNode(id int32) string { return fmt.Sprintf("kafka-%d", id) }
+
+// node runs a node verb of the cluster stack (kill, start, partition, heal).
+func (s *stack) node(verb, node string) {
+	s.t.Helper()
+	if _, err := testenv.Devstack(s.t, verb, node); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// restoreNodeOnCleanup heals and starts node when the case ends, pass or
+// fail (both verbs are no-ops on a node that is up).
+func restoreNodeOnCleanup(t *testing.T, node string) {
+	t.Cleanup(func() {
+		for _, verb := range []string{"heal", "start"} {
+			if _, err := testenv.Devstack(t, verb, node); err != nil {
+				t.Errorf("restoring %s: %v", node, err)
+			}
+		}
+	})
+}
+
+// busiestSendLeader returns the send partition with the most send tasks and
+// its leader.
+func (s *stack) busiestSendLeader() (string, int32, int32) {
+	t := s.t
+	t.Helper()
+	adm := kadm.NewClient(s.cl)
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	topics := []string{s.cfg.Topics.SendIOS, s.cfg.Topics.SendAndroid}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var best kadm.ListedOffset
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > best.Offset {
+			best = o
+		}
+	})
+	md, err := adm.Metadata(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := md.Topics[best.Topic].Partitions[best.Partition]
+	if !ok || p.Leader < 0 {
+		t.Fatalf("no leader for %s/%d", best.Topic, best.Partition)
+	}
+	return best.Topic, best.Partition, p.Leader
+}
+
+// txnCoordinator returns the broker that coordinates most of the fanout's
+// transactional ids (one per batches partition) and how many it has.
+func (s *stack) txnCoordinator() (int32, int) {
+	t := s.t
+	t.Helper()
+	ids := make([]string, s.cfg.Topics.BatchesPartitions)
+	for p := range ids {
+		ids[p] = fanout.TransactionalID(s.cfg.Fanout.TransactionalID, int32(p))
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	resps := kadm.NewClient(s.cl).FindTxnCoordinators(ctx, ids...)
+	if err := resps.Error(); err != nil {
+		t.Fatal(err)
+	}
+	count := map[int32]int{}
+	for _, r := range resps {
+		count[r.NodeID]++
+	}
+	var best int32 = -1
+	for id, n := range count {
+		if best < 0 || n > count[best] || (n == count[best] && id < best) {
+			best = id
+		}
+	}
+	return best, count[best]
+}
+
+// activeController returns the leader of the KRaft metadata quorum (the
+// brokers forward DescribeQuorum to the controllers).
+func (s *stack) activeController() int32 {
+	t := s.t
+	t.Helper()
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	tp := kmsg.NewDescribeQuorumRequestTopic()
+	tp.Topic = "__cluster_metadata"
+	pp := kmsg.NewDescribeQuorumRequestTopicPartition()
+	tp.Partitions = append(tp.Partitions, pp)
+	req.Topics = append(req.Topics, tp)
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, s.cl)
+	if err != nil {
+		t.Fatalf("describe quorum: %v", err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("describe quorum: unexpected answer %+v", resp)
+	}
+	return resp.Topics[0].Partitions[0].LeaderID
+}
+
+// pressWhenReleasing presses GO and returns once the first send task of the
+// fire is visible (read_committed): the release is under way. The press
+// itself is finished by the returned function.
+func (s *stack) pressWhenReleasing() (wait func(), seen int) {
+	t := s.t
+	t.Helper()
+	watch := testenv.Client(t, s.cfg, kgo.ConsumeTopics(s.cfg.Topics.SendIOS, s.cfg.Topics.SendAndroid),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(20*time.Millisecond))
+	// Make sure the watcher is positioned before GO (its first fetch).
+	pctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	watch.PollFetches(pctx)
+	cancel()
+
+	pressed := make(chan struct{})
+	go func() { defer close(pressed); s.press() }()
+	deadline := time.Now().Add(time.Minute)
+	for seen == 0 && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(s.ctx, time.Second)
+		fs := watch.PollFetches(ctx)
+		cancel()
+		seen += fs.NumRecords()
+	}
+	if seen == 0 {
+		t.Fatal("no send task within a minute of GO")
+	}
+	return func() { <-pressed }, seen
+}
+
+// onceOnSendTopics checks every planned batch is on the send topics exactly
+// once (read_committed) and returns how many are there.
+func (s *stack) onceOnSendTopics() int {
+	s.t.Helper()
+	counts := s.sendTopicCounts()
+	var twice []string
+	for k, n := range counts {
+		if n != 1 {
+			twice = append(twice, fmt.Sprintf("%s x%d", k, n))
+		}
+	}
+	slices.Sort(twice)
+	if len(counts) != int(s.manifest.Batches()) || len(twice) > 0 {
+		s.t.Errorf("send topics hold %d distinct batches of %d planned; released more than once: %v", len(counts), s.manifest.Batches(), twice)
+	}
+	return len(counts)
+}
+
+// TestClusterSendLeaderKilled: kill -9 the leader of the busiest send
+// partition while the senders work through it; bring it back later. The
+// partition's leadership moves to an in-sync follower (no acknowledged send
+// task is lost: acks=all with min.insync.replicas 2), the sender group
+// re-fetches from the new leader and the batch guard keeps a re-delivered
+// batch from being sent again.
+func TestClusterSendLeaderKilled(t *testing.T) {
+	row := newClusterRow(t, "kill -9 the leader broker of the busiest send partition mid-send, restart it")
+	s := newStack(t, opts{cluster: true, latency: 20 * time.Millisecond, inFlight: 2})
+	s.row = row
+	s.define(clusterSpec(101), campaignSpec{})
+	s.prepare()
+	s.press()
+	total := int64(s.manifest.Tokens())
+	s.waitSim(2*time.Minute, "20% accepted", func(st pushsim.Stats) bool { return st.Accepted >= total/5 })
+	topic, part, leader := s.busiestSendLeader()
+	node := brokerNode(leader)
+	restoreNodeOnCleanup(t, node)
+	s.node("kill", node)
+	atKill := s.mustSimStats(s.collapse).Accepted
+	down := time.Now()
+	s.waitSim(2*time.Minute, "60% accepted", func(st pushsim.Stats) bool { return st.Accepted >= total*3/5 })
+	s.node("start", node)
+	outage := time.Since(down)
+	t.Logf("killed %s (leader of %s/%d) at %d/%d accepted; back after %s", node, topic, part, atKill, total, outage.Round(time.Second))
+	s.waitAllBatches()
+	s.result(row, outcome{})
+	row.Note = fmt.Sprintf("killed %s, leader of the busiest send partition %s/%d, at %d/%d accepted; restarted %.0f s later at 60%%; leaders moved to in-sync followers",
+		node, shortTopic(topic), part, atKill, total, outage.Seconds())
+}
+
+func shortTopic(t string) string {
+	if i := strings.LastIndex(t, "."); i > 0 {
+		if j := strings.LastIndex(t[:i], "."); j > 0 {
+			return t[j+1:]
+		}
+	}
+	return t
+}
