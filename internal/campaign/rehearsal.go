@@ -90,6 +90,7 @@ func (c *Campaign) Rehearse(id string, sample float64, rateLimit int, ends map[i
 	r.Fallbacks = maps.Clone(c.Fallbacks)
 	r.ProofAudience = slices.Clone(c.ProofAudience)
 	r.Labels = maps.Clone(c.Labels)
+	r.Launch.Launchers = slices.Clone(c.Launch.Launchers)
 	if r.Labels == nil {
 		r.Labels = map[string]string{}
 	}

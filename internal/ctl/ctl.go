@@ -50,6 +50,7 @@ func commands() []Command {
 		campaignCommand(),
 		planCommand(),
 		audienceCommand(),
+		rehearseCommand(),
 	}
 }
 

@@ -51,33 +51,42 @@ func prepareCommand() Command {
 			}
 			timeout, _ := fs.GetDuration("timeout")
 			every, _ := fs.GetDuration("every")
-			ctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			last := ""
-			for {
-				st, err := svc.Status(ctx, id)
-				if err != nil {
-					if ctx.Err() != nil {
-						return fmt.Errorf("not ready after %s (last: %s)", timeout, last)
-					}
-					return err
-				}
-				line := readinessLine(st)
-				if line != last {
-					fmt.Fprintf(env.Out, "%s  %s\n", time.Now().Format("15:04:05"), line)
-					last = line
-				}
-				if st.ReadyToFire {
-					fmt.Fprintf(env.Out, "READY TO FIRE: owlctl fire %s\n", id)
-					return nil
-				}
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("not ready after %s: %s", timeout, strings.Join(st.Reasons, "; "))
-				case <-time.After(every):
-				}
+			if err := waitReady(ctx, env, svc, id, every, timeout); err != nil {
+				return err
 			}
+			fmt.Fprintf(env.Out, "READY TO FIRE: owlctl fire %s\n", id)
+			return nil
 		},
+	}
+}
+
+// waitReady prints readiness when it changes until campaign id is ready to
+// fire, or timeout.
+func waitReady(ctx context.Context, env *Env, svc *control.Service, id string, every, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := ""
+	for {
+		st, err := svc.Status(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("not ready after %s (last: %s)", timeout, last)
+			}
+			return err
+		}
+		line := readinessLine(st)
+		if line != last {
+			fmt.Fprintf(env.Out, "%s  %s\n", time.Now().Format("15:04:05"), line)
+			last = line
+		}
+		if st.ReadyToFire {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready after %s: %s", timeout, strings.Join(st.Reasons, "; "))
+		case <-time.After(every):
+		}
 	}
 }
 

@@ -38,29 +38,35 @@ func proofCommand() Command {
 				return err
 			}
 			defer closeFn()
-			pid, err := svc.Proof(ctx, id, by)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Out, "proof %s of %s requested by %s; waiting for results...\n", pid, id, by)
 			timeout, _ := fs.GetDuration("timeout")
-			wctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			rep, werr := svc.WaitProof(wctx, id, pid)
-			if rep != nil {
-				printProof(env, rep)
-			}
-			if werr != nil {
-				return fmt.Errorf("proof incomplete (are fanout and senders running and prepared?): %w", werr)
-			}
-			for _, d := range rep.Devices {
-				if d.Outcome != control.ProofAccepted {
-					return fmt.Errorf("proof: not every device accepted the notification")
-				}
-			}
-			return nil
+			return runProof(ctx, env, svc, id, by, timeout)
 		},
 	}
+}
+
+// runProof sends a proof of campaign id, prints what each device received
+// and fails unless every device accepted it within timeout.
+func runProof(ctx context.Context, env *Env, svc *control.Service, id, by string, timeout time.Duration) error {
+	pid, err := svc.Proof(ctx, id, by)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Out, "proof %s of %s requested by %s; waiting for results...\n", pid, id, by)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rep, werr := svc.WaitProof(wctx, id, pid)
+	if rep != nil {
+		printProof(env, rep)
+	}
+	if werr != nil {
+		return fmt.Errorf("proof incomplete (are fanout and senders running and prepared?): %w", werr)
+	}
+	for _, d := range rep.Devices {
+		if d.Outcome != control.ProofAccepted {
+			return fmt.Errorf("proof: not every device accepted the notification")
+		}
+	}
+	return nil
 }
 
 func printProof(env *Env, rep *control.ProofReport) {

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/report"
 )
@@ -38,30 +40,10 @@ func reportCommand() Command {
 			}
 			defer cl.Close()
 			wait, _ := fs.GetDuration("wait")
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Minute+wait)
-			defer cancel()
 			fire, _ := fs.GetString("fire")
-			deadline := time.Now().Add(wait)
-			var r *report.Report
-			for {
-				r, err = report.Build(ctx, cfg, cl, args[0], fire)
-				if err == nil && (r.Complete || time.Now().After(deadline)) {
-					break
-				}
-				if err != nil && (wait == 0 || time.Now().After(deadline)) {
-					return err
-				}
-				if r != nil && wait > 0 {
-					fmt.Fprintf(env.Err, "\r%d/%d tokens have an outcome", r.Total.Done(), r.Total.Planned)
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(time.Second):
-				}
-			}
-			if wait > 0 {
-				fmt.Fprintln(env.Err)
+			r, err := waitReport(ctx, env, cfg, cl, args[0], fire, wait)
+			if err != nil {
+				return err
 			}
 			var check *report.SimCheck
 			if u, _ := fs.GetString("check-sim"); u != "" {
@@ -107,5 +89,34 @@ func reportCommand() Command {
 			}
 			return nil
 		},
+	}
+}
+
+// waitReport builds the report of campaign id's fire, waiting up to wait
+// for it to be complete (printing progress); an incomplete report is
+// returned once wait has passed.
+func waitReport(ctx context.Context, env *Env, cfg *config.Config, cl *kgo.Client, id, fire string, wait time.Duration) (*report.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute+wait)
+	defer cancel()
+	deadline := time.Now().Add(wait)
+	for {
+		r, err := report.Build(ctx, cfg, cl, id, fire)
+		if err == nil && (r.Complete || time.Now().After(deadline)) {
+			if wait > 0 {
+				fmt.Fprintln(env.Err)
+			}
+			return r, nil
+		}
+		if err != nil && (wait == 0 || time.Now().After(deadline)) {
+			return nil, err
+		}
+		if r != nil && wait > 0 {
+			fmt.Fprintf(env.Err, "\r%d/%d tokens have an outcome", r.Total.Done(), r.Total.Planned)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 }

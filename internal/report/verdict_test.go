@@ -62,7 +62,9 @@ func TestVerdict(t *testing.T) {
 		wantNoTxt []string
 	}{
 		{"full rehearsal on track", goal + rehearsal("1"),
-			func() (map[string]*wire.Result, []uint32) { return sendOf(100, 10*time.Millisecond, noWait, 50*time.Millisecond) },
+			func() (map[string]*wire.Result, []uint32) {
+				return sendOf(100, 10*time.Millisecond, noWait, 50*time.Millisecond)
+			},
 			nil, OnTrack, []string{"no change needed", "dress rehearsal of launch0"}, []string{"projected figures"}},
 		{"sample projected over the goal, senders short", goal + rehearsal("0.1"),
 			func() (map[string]*wire.Result, []uint32) {
@@ -70,16 +72,24 @@ func TestVerdict(t *testing.T) {
 			},
 			nil, NotOnTrack, []string{"ios p95", "more senders", "still growing", "sample of 10%", "waiting in the send topics"}, nil},
 		{"slow release", goal,
-			func() (map[string]*wire.Result, []uint32) { return sendOf(100, 70*time.Millisecond, noWait, 20*time.Millisecond) },
+			func() (map[string]*wire.Result, []uint32) {
+				return sendOf(100, 70*time.Millisecond, noWait, 20*time.Millisecond)
+			},
 			nil, NotOnTrack, []string{"more partitions", "release (fanout)"}, []string{"more senders"}},
 		{"throttled", goal + rehearsal("1"),
-			func() (map[string]*wire.Result, []uint32) { return sendOf(100, 10*time.Millisecond, noWait, 50*time.Millisecond) },
+			func() (map[string]*wire.Result, []uint32) {
+				return sendOf(100, 10*time.Millisecond, noWait, 50*time.Millisecond)
+			},
 			map[string]int{"TooManyRequests": 40}, OnTrack, []string{"quota:", "silent-push budget"}, nil},
 		{"capped", goal + rehearsal("1") + "rate_limit: 100\n",
-			func() (map[string]*wire.Result, []uint32) { return sendOf(100, 10*time.Millisecond, noWait, 50*time.Millisecond) },
+			func() (map[string]*wire.Result, []uint32) {
+				return sendOf(100, 10*time.Millisecond, noWait, 50*time.Millisecond)
+			},
 			nil, NotJudged, []string{"capped at 100/s", "rate cap decided"}, nil},
 		{"no goal", rehearsal("1"),
-			func() (map[string]*wire.Result, []uint32) { return sendOf(10, 10*time.Millisecond, noWait, 50*time.Millisecond) },
+			func() (map[string]*wire.Result, []uint32) {
+				return sendOf(10, 10*time.Millisecond, noWait, 50*time.Millisecond)
+			},
 			nil, NotJudged, []string{"has no goal"}, nil},
 	}
 	for _, tt := range tests {
