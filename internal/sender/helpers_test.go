@@ -137,7 +137,11 @@ func waitFor[S ~string](t testing.TB, d time.Duration, what S, cond func() bool)
 }
 
 // putCampaign stores a minimal valid two-locale campaign.
-func (e *env) putCampaign(t testing.TB, id string) {
+func (e *env) putCampaign(t testing.TB, id string) { t.Helper(); e.putCampaignWith(t, id, nil) }
+
+// putCampaignWith stores the test campaign after mutate (if not nil) has
+// changed it.
+func (e *env) putCampaignWith(t testing.TB, id string, mutate func(*campaign.Campaign)) {
 	t.Helper()
 	c := &campaign.Campaign{
 		ID: id, AudienceTopic: "audience.test", DefaultLocale: "en",
@@ -148,6 +152,9 @@ func (e *env) putCampaign(t testing.TB, id string) {
 		Deadline: campaign.Duration(10 * time.Minute),
 	}
 	c.ApplyDefaults()
+	if mutate != nil {
+		mutate(c)
+	}
 	if err := e.cat.PutCampaign(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}

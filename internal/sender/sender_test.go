@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/metrics"
 	"github.com/owlpost/owlpost/internal/push"
@@ -534,6 +535,35 @@ func TestRateCap(t *testing.T) {
 	}
 	if st := e.sim.Stats(id); st.Accepted != 600 || st.DuplicateDeliveries != 0 {
 		t.Errorf("simulator: %s", describe(st))
+	}
+}
+
+// TestCampaignRateCap: a campaign's own rate_limit (a capped rehearsal)
+// caps it with no sender.rate_limit set: the simulator never sees more than
+// the bucket allows in any second (its burst plus one second of refill).
+func TestCampaignRateCap(t *testing.T) {
+	e := newEnv(t, nil)
+	results := e.reader(t, e.cfg.Topics.Results)
+	e.startStage(t, push.IOS, nil)
+	id := "capped-campaign-" + testenv.ID()
+	const rate = 100
+	e.putCampaignWith(t, id, func(c *campaign.Campaign) { c.RateLimit = rate })
+	bs := makeBatches(id, push.IOS, 4, 100, nil)
+	e.produceBatches(t, newFire(5*time.Minute), bs)
+	if s := sum(e.results(t, results, id, len(bs))); s.Accepted != 400 {
+		t.Errorf("accepted %d of 400", s.Accepted)
+	}
+	arr := e.sim.Arrivals(id)
+	if len(arr) != 400 {
+		t.Fatalf("simulator: %d arrivals, want 400", len(arr))
+	}
+	for i, j := 0, 0; j < len(arr); j++ {
+		for arr[j].Sub(arr[i]) >= time.Second {
+			i++
+		}
+		if n := j - i + 1; n > 2*rate {
+			t.Fatalf("%d notifications within one second at %s: the campaign's cap of %d/s was not applied", n, arr[j].Format(time.RFC3339Nano), rate)
+		}
 	}
 }
 
