@@ -128,7 +128,7 @@ func TestFireRefusals(t *testing.T) {
 		{"half the partitions", f.def.ID, half, control.ErrNotReady, "fanout holds 2/4 partitions"},
 		{"no senders", f.def.ID, f.fanoutReady(), control.ErrNotReady, "no ios sender ready"},
 		{"loading", f.def.ID, append(senders(), wire.Status{Campaign: f.def.ID, Role: wire.RoleFanout, Instance: "fanout-a",
-			State: "loading", Generation: f.m.Generation}), control.ErrNotReady, "fanout fanout-a is loading"},
+			State: wire.StateLoading, Generation: f.m.Generation}), control.ErrNotReady, "fanout fanout-a is loading"},
 		{"old generation", f.def.ID, []wire.Status{func() wire.Status {
 			s := f.fanoutReady()[0]
 			s.Generation = 6

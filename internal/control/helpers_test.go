@@ -113,7 +113,7 @@ func (f *fixture) report(t *testing.T, sts ...wire.Status) {
 func (f *fixture) fanoutReady() []wire.Status {
 	var a, b wire.Status
 	for _, s := range []*wire.Status{&a, &b} {
-		*s = wire.Status{Campaign: f.def.ID, Role: wire.RoleFanout, State: "ready", Generation: f.m.Generation, ManifestMatch: true}
+		*s = wire.Status{Campaign: f.def.ID, Role: wire.RoleFanout, State: wire.StateReady, Generation: f.m.Generation, ManifestMatch: true}
 	}
 	a.Instance, b.Instance = "fanout-a", "fanout-b"
 	for p := int32(0); p < f.m.Partitions; p++ {
@@ -130,8 +130,8 @@ func (f *fixture) fanoutReady() []wire.Status {
 
 func senders() []wire.Status {
 	return []wire.Status{
-		{Role: wire.RoleSenderIOS, Instance: "sender-ios-1", State: "idle", Connected: true},
-		{Role: wire.RoleSenderAndroid, Instance: "sender-android-1", State: "idle", Connected: true},
+		{Role: wire.RoleSenderIOS, Instance: "sender-ios-1", State: wire.StateIdle, Connected: true},
+		{Role: wire.RoleSenderAndroid, Instance: "sender-android-1", State: wire.StateIdle, Connected: true},
 	}
 }
 

@@ -95,23 +95,23 @@ type Readiness struct {
 
 // FanoutReport is one fanout instance's fresh report for the campaign.
 type FanoutReport struct {
-	Instance      string    `json:"instance"`
-	State         string    `json:"state"`
-	At            time.Time `json:"at"`
-	Partitions    []int32   `json:"partitions"`
-	Batches       uint32    `json:"batches"`
-	Tokens        uint64    `json:"tokens"`
-	Generation    uint64    `json:"generation"`
-	ManifestMatch bool      `json:"manifest_match"`
-	Released      uint32    `json:"released,omitempty"`
-	Error         string    `json:"error,omitempty"`
+	Instance      string     `json:"instance"`
+	State         wire.State `json:"state"`
+	At            time.Time  `json:"at"`
+	Partitions    []int32    `json:"partitions"`
+	Batches       uint32     `json:"batches"`
+	Tokens        uint64     `json:"tokens"`
+	Generation    uint64     `json:"generation"`
+	ManifestMatch bool       `json:"manifest_match"`
+	Released      uint32     `json:"released,omitempty"`
+	Error         string     `json:"error,omitempty"`
 }
 
 // SenderReport is one sender's fresh heartbeat.
 type SenderReport struct {
 	Instance  string        `json:"instance"`
 	Platform  push.Platform `json:"platform"`
-	State     string        `json:"state,omitempty"`
+	State     wire.State    `json:"state,omitempty"`
 	Connected bool          `json:"connected"`
 	At        time.Time     `json:"at"`
 	Error     string        `json:"error,omitempty"`
@@ -229,7 +229,7 @@ func readiness(m *wire.Manifest, st map[string]wire.Status, id string, now time.
 		}
 		rd.BatchesHeld += f.Batches
 		rd.TokensHeld += f.Tokens
-		if f.State != "ready" {
+		if f.State != wire.StateReady {
 			msg := fmt.Sprintf("fanout %s is %s", f.Instance, f.State)
 			if f.Error != "" {
 				msg += ": " + f.Error
@@ -241,7 +241,7 @@ func readiness(m *wire.Manifest, st map[string]wire.Status, id string, now time.
 			reasons = append(reasons, fmt.Sprintf("fanout %s holds plan generation %d, the plan is generation %d", f.Instance, f.Generation, m.Generation))
 		} else if !f.ManifestMatch {
 			rd.ManifestMatch = false
-			if f.State == "ready" {
+			if f.State == wire.StateReady {
 				reasons = append(reasons, fmt.Sprintf("fanout %s does not match the manifest", f.Instance))
 			}
 		}

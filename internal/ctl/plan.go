@@ -123,7 +123,7 @@ func planViaService(ctx context.Context, env *Env, cfg *config.Config, id, by st
 		return nil, err
 	}
 	adm := kadm.NewClient(cl)
-	lastState := ""
+	var lastState wire.State
 	for {
 		if m, err := cat.Manifest(ctx, id); err == nil && m.Generation > prevGen {
 			return m, nil
@@ -135,7 +135,7 @@ func planViaService(ctx context.Context, env *Env, cfg *config.Config, id, by st
 			return nil, err
 		}
 		if st != nil && !st.At.Before(at) {
-			if st.State == "error" {
+			if st.State == wire.StateError {
 				return nil, fmt.Errorf("planner %s: %s", st.Instance, st.Error)
 			}
 			if st.State != lastState {

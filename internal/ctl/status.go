@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/owlpost/owlpost/internal/control"
+	"github.com/owlpost/owlpost/internal/wire"
 )
 
 func statusCommand() Command {
@@ -87,7 +88,7 @@ func printStatus(w io.Writer, st *control.CampaignStatus) {
 		}
 		ready := 0
 		for _, f := range r.Fanout {
-			if f.State == "ready" {
+			if f.State == wire.StateReady {
 				ready++
 			}
 		}

@@ -104,7 +104,7 @@ type campState struct {
 	loading   map[int32]bool
 	errs      map[int32]string
 	sumState  int // 0 unknown, 1 checksum ok, 2 checksum mismatch
-	lastState string
+	lastState wire.State
 	lastPub   time.Time
 }
 
@@ -289,8 +289,8 @@ func (s *Stage) Ready() error {
 			continue
 		}
 		st := s.statusLocked(cs)
-		if st.State != "ready" && st.State != "idle" {
-			msg := st.State
+		if st.State != wire.StateReady && st.State != wire.StateIdle {
+			msg := string(st.State)
 			if st.Error != "" {
 				msg += ": " + st.Error
 			}

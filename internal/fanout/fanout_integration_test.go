@@ -19,14 +19,14 @@ import (
 
 func ready(want uint32) func(wire.Status) error {
 	return func(st wire.Status) error {
-		if st.State != StateReady || !st.ManifestMatch || st.Batches != want {
+		if st.State != wire.StateReady || !st.ManifestMatch || st.Batches != want {
 			return fmt.Errorf("want ready with %d batches and manifest match", want)
 		}
 		return nil
 	}
 }
 
-func inState(state string) func(wire.Status) error {
+func inState(state wire.State) func(wire.Status) error {
 	return func(st wire.Status) error {
 		if st.State != state {
 			return fmt.Errorf("want state %s", state)
@@ -73,7 +73,7 @@ func TestPrepareAndFire(t *testing.T) {
 	e.control(t, ctlFire) // a later press re-publishes the winner
 
 	e.waitStatus(t, time.Minute, "camp", "fanout-a", func(s wire.Status) error {
-		if s.State != StateReleased || s.Released != 16 {
+		if s.State != wire.StateReleased || s.Released != 16 {
 			return errors.New("want released 16")
 		}
 		return nil
@@ -98,14 +98,14 @@ func TestPrepareAndFire(t *testing.T) {
 	sts := e.statuses(t)
 	for p := range e.cfg.Topics.BatchesPartitions {
 		m, ok := sts[MarkerKey("camp", "F1", p)]
-		if !ok || m.State != StateReleased || m.Released != tp.m.PerPartition[p].Batches {
+		if !ok || m.State != wire.StateReleased || m.Released != tp.m.PerPartition[p].Batches {
 			t.Errorf("marker of partition %d: %+v %v", p, m, ok)
 		}
 	}
 
 	// A restarted instance replays the control topic and releases nothing again.
 	st2 := e.startStage(t, "fanout-b")
-	e.waitStatus(t, time.Minute, "camp", "fanout-b", inState(StateReleased))
+	e.waitStatus(t, time.Minute, "camp", "fanout-b", inState(wire.StateReleased))
 	_ = st2
 	checkExactlyOnce(t, e.cfg, tp, e.sends(t), ctlFire)
 }
@@ -130,7 +130,7 @@ func TestAbortBeforeFire(t *testing.T) {
 		t.Fatal(won, err)
 	}
 	e.control(t, wire.Control{Type: wire.ControlAbort, Campaign: "ca"})
-	e.waitStatus(t, time.Minute, "ca", "fanout-a", inState(StateAborted))
+	e.waitStatus(t, time.Minute, "ca", "fanout-a", inState(wire.StateAborted))
 	e.control(t, wire.Control{Type: wire.ControlFire, Campaign: "ca", FireID: "Fa", At: now})
 
 	// cb: fired, then aborted in the guard only; the fanout checks it.
@@ -141,7 +141,7 @@ func TestAbortBeforeFire(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.control(t, wire.Control{Type: wire.ControlFire, Campaign: "cb", FireID: "Fb", At: now})
-	e.waitStatus(t, time.Minute, "cb", "fanout-a", inState(StateAborted))
+	e.waitStatus(t, time.Minute, "cb", "fanout-a", inState(wire.StateAborted))
 
 	waitMetric(t, func() float64 { return value(st.m.ignored.WithLabelValues(IgnoredAborted)) }, 2)
 	if recs := e.sends(t); len(recs) != 0 {
@@ -280,7 +280,7 @@ func TestFireWaitsForGuard(t *testing.T) {
 	e.control(t, wire.Control{Type: wire.ControlPrepare, Campaign: "flaky"})
 	e.waitStatus(t, time.Minute, "flaky", "fanout-a", ready(8))
 	fire := e.fire(t, "flaky", "F-flaky")
-	e.waitStatus(t, time.Minute, "flaky", "fanout-a", inState(StateReleased))
+	e.waitStatus(t, time.Minute, "flaky", "fanout-a", inState(wire.StateReleased))
 	checkExactlyOnce(t, e.cfg, tp, e.sends(t), fire)
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -47,7 +47,7 @@ func TestMarkerValueRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v", m)
 	}
 	var st wire.Status
-	if err := wire.Decode(v, &st); err != nil || st.Role != RoleRelease || st.State != StateReleasing {
+	if err := wire.Decode(v, &st); err != nil || st.Role != RoleRelease || st.State != wire.StateReleasing {
 		t.Fatalf("marker as status: %+v %v", st, err)
 	}
 }

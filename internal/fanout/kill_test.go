@@ -44,7 +44,7 @@ func TestKillMidRelease(t *testing.T) {
 		var all []int32
 		for name := range procs {
 			st, ok := sts[wire.StatusKey("", wire.RoleFanout, name)]
-			if !ok || st.State != StateReady || len(st.Partitions) == 0 {
+			if !ok || st.State != wire.StateReady || len(st.Partitions) == 0 {
 				return fmt.Errorf("%s: %+v", name, st)
 			}
 			owned[name] = st.Partitions
@@ -60,7 +60,7 @@ func TestKillMidRelease(t *testing.T) {
 	var held uint32
 	for name := range procs {
 		st := e.waitStatus(t, 2*time.Minute, campaign, name, func(s wire.Status) error {
-			if s.State != StateReady || !s.ManifestMatch || len(s.Partitions) != len(owned[name]) {
+			if s.State != wire.StateReady || !s.ManifestMatch || len(s.Partitions) != len(owned[name]) {
 				return errors.New("not ready")
 			}
 			return nil
@@ -90,7 +90,7 @@ func TestKillMidRelease(t *testing.T) {
 	killedAt := time.Now()
 
 	e.waitStatus(t, 2*time.Minute, campaign, survivor, func(s wire.Status) error {
-		if s.State != StateReleased || len(s.Partitions) != int(e.cfg.Topics.BatchesPartitions) || s.Released != total {
+		if s.State != wire.StateReleased || len(s.Partitions) != int(e.cfg.Topics.BatchesPartitions) || s.Released != total {
 			return errors.New("survivor has not released every partition yet")
 		}
 		return nil

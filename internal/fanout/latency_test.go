@@ -49,7 +49,7 @@ func TestTriggerLatency(t *testing.T) {
 		recs := e.snapshot(t, e.cfg.Topics.Control)
 		ts := recs[len(recs)-1].Timestamp
 		lat = append(lat, first.Sub(ts))
-		e.waitStatus(t, time.Minute, c, "fanout-lat", inState(StateReleased))
+		e.waitStatus(t, time.Minute, c, "fanout-lat", inState(wire.StateReleased))
 	}
 	d := &dtoHist{}
 	d.read(st)

@@ -12,12 +12,6 @@ import (
 // the status topic that sum instance reports must skip it.
 const RoleRelease = "release"
 
-// Marker states.
-const (
-	StateReleasing = "releasing"
-	StateReleased  = "released"
-)
-
 // MarkerKey is the status-topic key of the release progress of one fire (or
 // proof) id on one batches-topic partition: "<campaign>/release/<fire id>/p<partition>".
 // It is written only inside the transaction that releases the batches it
@@ -67,12 +61,12 @@ func (m marker) done() bool { return m.released >= m.batches }
 // generic status reader decodes it without special cases.
 func markerValue(campaign, instance string, partition int32, m marker) ([]byte, error) {
 	st := &wire.Status{
-		Campaign: campaign, Role: RoleRelease, Instance: instance, State: StateReleasing, At: time.Now().UTC(),
+		Campaign: campaign, Role: RoleRelease, Instance: instance, State: wire.StateReleasing, At: time.Now().UTC(),
 		Generation: m.generation, Partitions: []int32{partition}, Batches: m.batches, Released: m.released,
 		ManifestMatch: true,
 	}
 	if m.done() {
-		st.State = StateReleased
+		st.State = wire.StateReleased
 	}
 	return wire.Encode(st)
 }

@@ -11,17 +11,6 @@ import (
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
-// Instance states published in Status.State for a campaign.
-const (
-	StateLoading = "loading" // some owned partition is still being read
-	StateReady   = "ready"   // every owned partition held and verified
-	StateError   = "error"   // a load or release failed, or the data does not match the manifest
-	StateIdle    = "idle"    // this instance owns no batches-topic partition
-	StateAborted = "aborted"
-	StateStopped = "stopped" // the instance shut down cleanly
-	// StateReleasing and StateReleased are shared with the markers.
-)
-
 // statusLocked computes this instance's status for a campaign.
 func (s *Stage) statusLocked(cs *campState) *wire.Status {
 	st := &wire.Status{Campaign: cs.id, Role: wire.RoleFanout, Instance: s.cfg.InstanceID, At: time.Now().UTC()}
@@ -59,20 +48,20 @@ func (s *Stage) statusLocked(cs *campState) *wire.Status {
 	st.ManifestMatch = match && len(parts) > 0
 	switch {
 	case cs.aborted:
-		st.State = StateAborted
+		st.State = wire.StateAborted
 	case len(parts) == 0:
-		st.State = StateIdle
+		st.State = wire.StateIdle
 		st.ManifestMatch = true // nothing held, nothing wrong
 	case len(problems) > 0 && (cs.fire == nil || len(cs.errs) > 0):
-		st.State = StateError
+		st.State = wire.StateError
 	case cs.fire != nil && done:
-		st.State = StateReleased
+		st.State = wire.StateReleased
 	case cs.fire != nil:
-		st.State = StateReleasing
+		st.State = wire.StateReleasing
 	case loading:
-		st.State = StateLoading
+		st.State = wire.StateLoading
 	default:
-		st.State = StateReady
+		st.State = wire.StateReady
 	}
 	if len(problems) > 0 {
 		if len(problems) > maxProblems {
@@ -111,9 +100,9 @@ func (s *Stage) produceStatus(st *wire.Status) {
 
 // heartbeatLocked reports whether a campaign's status is re-published
 // periodically: while it is prepared or being released, not once final.
-func heartbeatState(state string) bool {
+func heartbeatState(state wire.State) bool {
 	switch state {
-	case StateReleased, StateAborted, StateStopped:
+	case wire.StateReleased, wire.StateAborted, wire.StateStopped:
 		return false
 	}
 	return true
@@ -151,7 +140,7 @@ func (s *Stage) heartbeat(ctx context.Context) {
 }
 
 // instanceStatusLocked is the instance-level status (campaign "").
-func (s *Stage) instanceStatusLocked(state string) *wire.Status {
+func (s *Stage) instanceStatusLocked(state wire.State) *wire.Status {
 	st := &wire.Status{Role: wire.RoleFanout, Instance: s.cfg.InstanceID, At: time.Now().UTC(), State: state}
 	for _, p := range s.readyPartsLocked() {
 		st.Partitions = append(st.Partitions, p.id)
@@ -159,11 +148,11 @@ func (s *Stage) instanceStatusLocked(state string) *wire.Status {
 	if state == "" {
 		switch {
 		case !s.live:
-			st.State = StateLoading
+			st.State = wire.StateLoading
 		case len(st.Partitions) == 0:
-			st.State = StateIdle
+			st.State = wire.StateIdle
 		default:
-			st.State = StateReady
+			st.State = wire.StateReady
 		}
 	}
 	return st
@@ -177,9 +166,9 @@ func (s *Stage) publishStopped() {
 	for _, cs := range s.camps {
 		if (cs.prepared || cs.fire != nil) && heartbeatState(cs.lastState) {
 			st := s.statusLocked(cs)
-			st.State, st.Partitions = StateStopped, nil
+			st.State, st.Partitions = wire.StateStopped, nil
 			s.produceStatus(st)
 		}
 	}
-	s.produceStatus(s.instanceStatusLocked(StateStopped))
+	s.produceStatus(s.instanceStatusLocked(wire.StateStopped))
 }

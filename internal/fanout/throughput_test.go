@@ -36,7 +36,7 @@ func TestReleaseThroughput(t *testing.T) {
 	e.waitStatus(t, 5*time.Minute, "rel", "fanout-rel", ready(uint32(nIOS+nAndroid)))
 
 	fire := e.fire(t, "rel", "F-rel")
-	e.waitStatus(t, 5*time.Minute, "rel", "fanout-rel", inState(StateReleased))
+	e.waitStatus(t, 5*time.Minute, "rel", "fanout-rel", inState(wire.StateReleased))
 
 	var last time.Time
 	for _, r := range e.statusLog(t) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,7 +26,17 @@ const (
 )
 
 func (s ClaimState) String() string {
-	return [...]string{"claimed", "takeover", "done", "held"}[s]
+	switch s {
+	case ClaimOK:
+		return "claimed"
+	case ClaimTakeover:
+		return "takeover"
+	case ClaimDone:
+		return "done"
+	case ClaimHeld:
+		return "held"
+	}
+	return "ClaimState(" + strconv.Itoa(int(s)) + ")"
 }
 
 var claimScript = redis.NewScript(`

@@ -429,7 +429,7 @@ func TestServiceMode(t *testing.T) {
 				}
 			}
 		}
-		found = st.State == "planned" && st.Generation == m.Generation && st.Tokens == m.Tokens()
+		found = st.State == wire.StatePlanned && st.Generation == m.Generation && st.Tokens == m.Tokens()
 		if !found {
 			time.Sleep(200 * time.Millisecond)
 		}

@@ -48,7 +48,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	defer cl.AllowRebalance()
 	work, stopWork := drainContext(ctx, PlanDrain)
 	defer stopWork()
-	s.status(ctx, wire.Status{State: "ready"})
+	s.status(ctx, wire.Status{State: wire.StateReady})
 	s.log.Info("planner consuming plan requests", "topic", s.cfg.Topics.Control, "group", s.Group())
 	for {
 		fs := cl.PollFetches(ctx)
@@ -111,7 +111,7 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) bool {
 		s.log.Warn("read manifest before planning", "campaign", c.Campaign, "err", err)
 	}
 	s.log.Info("plan requested", "campaign", c.Campaign, "by", c.By)
-	s.status(ctx, wire.Status{Campaign: c.Campaign, State: "planning"})
+	s.status(ctx, wire.Status{Campaign: c.Campaign, State: wire.StatePlanning})
 	by := c.By
 	if by == "" {
 		by = "control"
@@ -121,10 +121,10 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		s.status(ctx, wire.Status{Campaign: c.Campaign, State: "error", Error: err.Error()})
+		s.status(ctx, wire.Status{Campaign: c.Campaign, State: wire.StateError, Error: err.Error()})
 		return true
 	}
-	s.status(ctx, wire.Status{Campaign: c.Campaign, State: "planned", Generation: m.Generation,
+	s.status(ctx, wire.Status{Campaign: c.Campaign, State: wire.StatePlanned, Generation: m.Generation,
 		Batches: m.Batches(), Tokens: m.Tokens()})
 	return true
 }

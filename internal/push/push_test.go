@@ -40,3 +40,12 @@ func TestValidToken(t *testing.T) {
 		})
 	}
 }
+
+func TestClassString(t *testing.T) {
+	for c, want := range map[Class]string{ClassOK: "ok", ClassRetryable: "retryable", ClassInvalidToken: "invalid_token",
+		ClassRejected: "rejected", ClassFatal: "fatal", Class(-1): "unknown", ClassFatal + 1: "unknown"} {
+		if got := c.String(); got != want {
+			t.Errorf("Class(%d).String() = %q, want %q", int(c), got, want)
+		}
+	}
+}

@@ -28,10 +28,6 @@ const (
 // errFatal marks a provider answer that stops the stage (auth/config).
 var errFatal = errors.New("sender: fatal provider error")
 
-// heldElsewhere is the claim outcome "another live sender kept its claim for
-// longer than a lease": it is sending the batch, leave it.
-const heldElsewhere = guard.ClaimState(-1)
-
 // handle processes one send-topic record. nil means the record is finished
 // and may be committed; an error wrapping errFatal stops the stage; any other
 // error (ctx cancelled) leaves the record uncommitted.
@@ -80,7 +76,7 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) error {
 	case guard.ClaimDone:
 		s.m.batches.WithLabelValues(batchSkippedDone).Inc()
 		return nil
-	case heldElsewhere:
+	case guard.ClaimHeld:
 		s.m.batches.WithLabelValues(batchSkippedHeld).Inc()
 		s.log.Info("batch held by a live sender; leaving it", "batch", key, "fire", fire.ID)
 		return nil
@@ -123,7 +119,8 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) error {
 
 // claim takes the batch. While another sender holds it, it retries until
 // that sender's lease could have expired: a dead holder's batch is then taken
-// over; a holder still renewing after a whole lease is alive (heldElsewhere).
+// over. ClaimHeld from it means the holder kept renewing for longer than a
+// whole lease: it is alive and sending the batch, leave it.
 func (s *Stage) claim(ctx context.Context, key, fireID, owner string) (guard.ClaimState, error) {
 	lease := s.cfg.Sender.ClaimLease
 	var heldSince time.Time
@@ -144,7 +141,7 @@ func (s *Stage) claim(ctx context.Context, key, fireID, owner string) (guard.Cla
 			heldSince = time.Now()
 		}
 		if time.Since(heldSince) > lease+lease/10 {
-			return heldElsewhere, nil
+			return guard.ClaimHeld, nil
 		}
 		if !sleep(ctx, min(lease/10, 500*time.Millisecond)) {
 			return 0, ctx.Err()

@@ -274,7 +274,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	s.commitNow(context.Background(), nil)
 	cancel(nil)
 	<-hbDone
-	s.publishStatus("stopped")
+	s.publishStatus(wire.StateStopped)
 	if err := s.fatal(); err != nil {
 		return err
 	}
@@ -507,17 +507,17 @@ func (s *Stage) warmGuard(ctx context.Context) {
 
 // publishStatus produces the instance's status record; state "" derives it:
 // loading before the first Prepare answer, ready, or error.
-func (s *Stage) publishStatus(state string) {
+func (s *Stage) publishStatus(state wire.State) {
 	st := wire.Status{Role: s.role, Instance: s.cfg.InstanceID, At: time.Now().UTC(), Connected: s.prepared.Load()}
 	if state == "" {
 		err := s.Ready()
 		switch {
 		case err == nil:
-			state = "ready"
+			state = wire.StateReady
 		case !s.prepared.Load() && s.prepErr.Load() == nil && s.fatal() == nil:
-			state = "loading"
+			state = wire.StateLoading
 		default:
-			state = "error"
+			state = wire.StateError
 			st.Error = err.Error()
 		}
 	}

@@ -299,7 +299,7 @@ func TestSendExactlyOnce(t *testing.T) {
 		}
 		status.next(t, 1, 10*time.Second, func(r *kgo.Record) bool {
 			var st wire.Status
-			if _, ok := want[string(r.Key)]; ok && wire.Decode(r.Value, &st) == nil && st.State == "ready" && st.Connected {
+			if _, ok := want[string(r.Key)]; ok && wire.Decode(r.Value, &st) == nil && st.State == wire.StateReady && st.Connected {
 				want[string(r.Key)] = true
 			}
 			return want[wire.StatusKey("", wire.RoleSenderIOS, e.cfg.InstanceID)] &&
@@ -588,7 +588,7 @@ func TestFatalStopsStage(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- st.Run(ctx) }()
-	waitFor(t, 60*time.Second, "ready", func() bool { return st.Ready() == nil })
+	waitFor(t, 60*time.Second, "stage ready", func() bool { return st.Ready() == nil })
 
 	// The simulator now answers 403 InvalidProviderToken to everything.
 	e.sim.SetFaults(faultsAll("InvalidProviderToken"))

@@ -145,6 +145,35 @@ const (
 	RoleSenderAndroid = "sender-android"
 )
 
+// State is the state an instance reports in a Status record. Every value
+// any stage writes is one of the constants below.
+type State string
+
+const (
+	// StateLoading: a fanout is still reading an owned partition; a sender
+	// is still warming its connections.
+	StateLoading State = "loading"
+	// StateReady: a fanout holds and verified every owned partition; a
+	// sender's connections are warm; a planner is waiting for work.
+	StateReady State = "ready"
+	// StateError: the instance cannot do its part; Status.Error says why.
+	StateError State = "error"
+	// StateIdle: a fanout owns no batches-topic partition.
+	StateIdle State = "idle"
+	// StateReleasing and StateReleased: a fanout (or a release marker) is
+	// releasing a fire's batches, or has released all it holds.
+	StateReleasing State = "releasing"
+	StateReleased  State = "released"
+	// StateAborted: the campaign was aborted before the fanout released it.
+	StateAborted State = "aborted"
+	// StateStopped: the instance shut down cleanly.
+	StateStopped State = "stopped"
+	// StatePlanning and StatePlanned: a planner is planning the campaign,
+	// or wrote its manifest.
+	StatePlanning State = "planning"
+	StatePlanned  State = "planned"
+)
+
 // Status is one instance's readiness or progress report for a campaign
 // (campaign "" = the instance in general). Key: StatusKey.
 type Status struct {
@@ -152,7 +181,7 @@ type Status struct {
 	Campaign string    `json:"campaign"`
 	Role     string    `json:"role"`
 	Instance string    `json:"instance"`
-	State    string    `json:"state"` // e.g. loading, ready, releasing, released, error, idle
+	State    State     `json:"state"`
 	At       time.Time `json:"at"`
 	// Fanout: what it holds for the campaign, and whether it matches the manifest.
 	Generation    uint64  `json:"generation,omitempty"`

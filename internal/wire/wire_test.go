@@ -200,7 +200,7 @@ func TestJSONGolden(t *testing.T) {
 			BatchSizeIOS: 500, BatchSizeAndroid: 250, AudienceEnds: map[int32]int64{0: 410, 1: 402}},
 		"control_fire.json": &Control{Type: ControlFire, Campaign: "superbowl-2027", By: "alice", At: at,
 			FireID: "f-01", Deadline: at.Add(10 * time.Minute)},
-		"status.json": &Status{Campaign: "superbowl-2027", Role: RoleFanout, Instance: "fanout-1", State: "ready",
+		"status.json": &Status{Campaign: "superbowl-2027", Role: RoleFanout, Instance: "fanout-1", State: StateReady,
 			At: at, Generation: 3, Partitions: []int32{0, 1}, Batches: 3, Tokens: 800, ManifestMatch: true},
 		"result.json": &Result{Campaign: "superbowl-2027", Platform: push.IOS, Seq: 1, Generation: 3,
 			FireID: "f-01", Kind: KindFire, Sender: "sender-ios-1", Tokens: 3, Accepted: 2, Invalid: 1,
@@ -295,5 +295,27 @@ func TestPlanHash(t *testing.T) {
 	}
 	if h1.Add(false, 5, nil) {
 		t.Fatal("out of range seq accepted")
+	}
+}
+
+// TestStateValues pins the status vocabulary: the strings are part of the
+// status topic's contract, read by control, owlctl and dashboards.
+func TestStateValues(t *testing.T) {
+	for st, want := range map[State]string{
+		StateLoading: "loading", StateReady: "ready", StateError: "error", StateIdle: "idle",
+		StateReleasing: "releasing", StateReleased: "released", StateAborted: "aborted",
+		StateStopped: "stopped", StatePlanning: "planning", StatePlanned: "planned",
+	} {
+		enc, err := Encode(&Status{State: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(enc, []byte(`"state":"`+want+`"`)) {
+			t.Errorf("%s encodes as %s, want state %q", st, enc, want)
+		}
+		var got Status
+		if err := Decode(enc, &got); err != nil || got.State != st {
+			t.Errorf("%s: decoded %q, %v", st, got.State, err)
+		}
 	}
 }
