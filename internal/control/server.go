@@ -21,6 +21,7 @@ import (
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/identity"
+	"github.com/owlpost/owlpost/internal/metrics"
 )
 
 // ErrNoToken is returned when no identity source is configured: without
@@ -88,8 +89,8 @@ func NewServer(svc *Service, auth identity.Authenticator, limit *identity.Limite
 		}, []string{"route"}),
 	}
 	if reg != nil {
-		if err := register(reg, s.reqs, s.latency); err != nil {
-			return nil, err
+		if err := errors.Join(metrics.Register(reg, &s.reqs), metrics.Register(reg, &s.latency)); err != nil {
+			return nil, fmt.Errorf("control: %w", err)
 		}
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/identity"
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/metrics"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -154,25 +155,10 @@ func New(cfg *config.Config, d Deps) (*Service, error) {
 	for _, r := range []string{"won", "lost", "refused"} {
 		s.presses.WithLabelValues(r)
 	}
-	if err := register(d.Registry, s.presses); err != nil {
-		return nil, err
+	if err := metrics.Register(d.Registry, &s.presses); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
 	}
 	return s, nil
-}
-
-func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
-	if reg == nil {
-		return nil
-	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return fmt.Errorf("control: register metrics: %w", err)
-			}
-		}
-	}
-	return nil
 }
 
 // newID returns a unique, sortable id such as "fire-20260208T231502Z-3f9a0c1d2b4e".

@@ -63,17 +63,11 @@ func newStageMetrics(reg prometheus.Registerer) (*stageMetrics, error) {
 		txnRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "txn_retries_total",
 			Help: "Release transactions aborted and retried after a produce or commit error."}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.batchesHeld, m.tokensHeld, m.heldBytes, m.bytesPerToken, m.batchesRel,
-		m.tokensRel, m.releaseSeconds, m.triggerSeconds, m.ignored, m.mismatch, m.txnRetries} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-		}
+	if err := errors.Join(metrics.Register(reg, &m.batchesHeld), metrics.Register(reg, &m.tokensHeld),
+		metrics.Register(reg, &m.heldBytes), metrics.Register(reg, &m.bytesPerToken), metrics.Register(reg, &m.batchesRel),
+		metrics.Register(reg, &m.tokensRel), metrics.Register(reg, &m.releaseSeconds), metrics.Register(reg, &m.triggerSeconds),
+		metrics.Register(reg, &m.ignored), metrics.Register(reg, &m.mismatch), metrics.Register(reg, &m.txnRetries)); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

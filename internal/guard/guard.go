@@ -13,6 +13,7 @@ import (
 
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/metrics"
 )
 
 // ErrUnavailable wraps every Redis failure: callers fail closed on it.
@@ -93,17 +94,9 @@ func New(rdb redis.UniversalClient, prefix string, reg prometheus.Registerer) *G
 	if reg != nil {
 		// A second guard on the same registry (control API and a stage in
 		// one process, tests) shares the first one's series.
-		var are prometheus.AlreadyRegisteredError
-		if err := reg.Register(g.lat); errors.As(err, &are) {
-			if v, ok := are.ExistingCollector.(*prometheus.HistogramVec); ok {
-				g.lat = v
-			}
-		}
-		if err := reg.Register(g.errs); errors.As(err, &are) {
-			if v, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				g.errs = v
-			}
-		}
+		// Metrics never stop the guard: on a conflicting registration it
+		// keeps its own, unexported collectors.
+		_ = errors.Join(metrics.Register(reg, &g.lat), metrics.Register(reg, &g.errs))
 	}
 	return g
 }

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -75,11 +74,8 @@ func ServeListener(ctx context.Context, ln net.Listener, reg *prometheus.Registr
 		}
 		return 0
 	})
-	if err := reg.Register(ready); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return fmt.Errorf("metrics: %w", err)
-		}
+	if err := Register(reg, &ready); err != nil {
+		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

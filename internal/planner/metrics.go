@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/owlpost/owlpost/internal/metrics"
@@ -38,10 +40,10 @@ func newMetrics(reg prometheus.Registerer) (*stageMetrics, error) {
 		plans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "plans_total",
 			Help: "Plans finished, by result: ok or error."}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.records, m.rejects, m.batches, m.tokens, m.tombstone, m.duration, m.plans} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := errors.Join(metrics.Register(reg, &m.records), metrics.Register(reg, &m.rejects), metrics.Register(reg, &m.batches),
+		metrics.Register(reg, &m.tokens), metrics.Register(reg, &m.tombstone), metrics.Register(reg, &m.duration),
+		metrics.Register(reg, &m.plans)); err != nil {
+		return nil, err
 	}
 	for _, o := range []string{"planned", "rejected", "duplicate"} {
 		m.records.WithLabelValues(o)

@@ -87,12 +87,10 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 	adm := kadm.NewClient(cl)
 	// The lag of the planner's own group on the control topic (Group),
 	// computed at scrape time; a second planner in one registry reuses the first's.
-	if err := reg.Register(metrics.NewLagCollector(adm, cfg.Topics.Control+".planner")); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			cl.Close()
-			return nil, fmt.Errorf("planner: lag metrics: %w", err)
-		}
+	lag := metrics.NewLagCollector(adm, cfg.Topics.Control+".planner")
+	if err := metrics.Register(reg, &lag); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("planner: lag metrics: %w", err)
 	}
 	return &Stage{cfg: cfg, log: log.With("stage", "planner"), reg: reg, m: m, cl: cl, adm: adm, cat: cat}, nil
 }

@@ -50,21 +50,6 @@ type stageMetrics struct {
 	respOK    prometheus.Counter
 }
 
-// register registers c on reg, or returns the collector already registered
-// under the same description (two stages of one process share a registry).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if ex, ok := are.ExistingCollector.(C); ok {
-				return ex, nil
-			}
-		}
-		return c, fmt.Errorf("sender: register metrics: %w", err)
-	}
-	return c, nil
-}
-
 func newStageMetrics(reg prometheus.Registerer, platform string) (*stageMetrics, error) {
 	const ns, sub = metrics.Namespace, "sender"
 	notif := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "notifications_total",
@@ -92,33 +77,10 @@ func newStageMetrics(reg prometheus.Registerer, platform string) (*stageMetrics,
 		Help: "1 after a fatal provider error (auth/config): the stage stopped rather than burn the audience."},
 		[]string{"platform"})
 
-	var err error
-	if notif, err = register(reg, notif); err != nil {
-		return nil, err
-	}
-	if resp, err = register(reg, resp); err != nil {
-		return nil, err
-	}
-	if retries, err = register(reg, retries); err != nil {
-		return nil, err
-	}
-	if batches, err = register(reg, batches); err != nil {
-		return nil, err
-	}
-	if inflight, err = register(reg, inflight); err != nil {
-		return nil, err
-	}
-	if fromFire, err = register(reg, fromFire); err != nil {
-		return nil, err
-	}
-	if batchDur, err = register(reg, batchDur); err != nil {
-		return nil, err
-	}
-	if firstSend, err = register(reg, firstSend); err != nil {
-		return nil, err
-	}
-	if fatal, err = register(reg, fatal); err != nil {
-		return nil, err
+	if err := errors.Join(metrics.Register(reg, &notif), metrics.Register(reg, &resp), metrics.Register(reg, &retries),
+		metrics.Register(reg, &batches), metrics.Register(reg, &inflight), metrics.Register(reg, &fromFire),
+		metrics.Register(reg, &batchDur), metrics.Register(reg, &firstSend), metrics.Register(reg, &fatal)); err != nil {
+		return nil, fmt.Errorf("sender: %w", err)
 	}
 	p := prometheus.Labels{"platform": platform}
 	m := &stageMetrics{

@@ -173,9 +173,10 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 		s.cl.Close()
 		return nil, err
 	}
-	if _, err := register(deps.Registry, prometheus.Collector(metrics.NewLagCollector(kadm.NewClient(s.cl), s.group))); err != nil {
+	lag := metrics.NewLagCollector(kadm.NewClient(s.cl), s.group)
+	if err := metrics.Register(deps.Registry, &lag); err != nil {
 		s.cl.Close()
-		return nil, err
+		return nil, fmt.Errorf("sender: %w", err)
 	}
 	return s, nil
 }
