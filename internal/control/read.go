@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/report"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -62,22 +63,37 @@ func (s *Service) audit(ctx context.Context, id string) ([]wire.Control, error) 
 	return out, err
 }
 
-// resultsSince returns the Result records of campaign id with the given
-// fire id, produced from since on (with a minute of slack for clock skew).
-func (s *Service) resultsSince(ctx context.Context, id, fireID string, since time.Time) ([]wire.Result, error) {
+// progress folds the results of one fire (report.Fold) read from the
+// results topic from its fire on (with a minute of slack for clock skew).
+// Results of another generation than the manifest's do not count.
+func (s *Service) progress(ctx context.Context, m *wire.Manifest, id, fireID string, since time.Time) (*Progress, error) {
+	pr := &Progress{}
+	if m != nil {
+		pr.BatchesPlanned, pr.TokensPlanned = m.Batches(), m.Tokens()
+	}
 	starts, err := s.startsAfter(ctx, s.cfg.Topics.Results, since)
 	if err != nil {
-		return nil, err
+		return pr, err
 	}
-	var out []wire.Result
+	fold := report.NewFold(id, fireID)
 	err = s.readRange(ctx, s.cfg.Topics.Results, starts, func(r *kgo.Record) {
 		var res wire.Result
-		if wire.Decode(r.Value, &res) != nil || res.Campaign != id || res.FireID != fireID {
+		if wire.Decode(r.Value, &res) != nil || res.Campaign != id || res.FireID != fireID || res.Kind != wire.KindFire {
 			return
 		}
-		out = append(out, res)
+		if res.FinishedAt.After(pr.LastResultAt) {
+			pr.LastResultAt = res.FinishedAt
+		}
+		if !res.Skipped && m != nil && res.Generation != m.Generation && res.Generation != 0 {
+			return
+		}
+		fold.Add(string(r.Key), &res)
 	})
-	return out, err
+	t := fold.Total()
+	pr.BatchesDone, pr.TokensDone, pr.Skipped = int(t.Batches), int(fold.Tokens()), fold.Skipped()
+	pr.Accepted, pr.Invalid, pr.Failed = int(t.Accepted), int(t.Invalid), int(t.Failed)
+	pr.Expired, pr.Aborted, pr.Retries = int(t.Expired), int(t.Aborted), int(t.Retries)
+	return pr, err
 }
 
 // startsAfter lists, per partition of topic, where to read from to see every

@@ -288,47 +288,6 @@ func joinInts(ps []int32) string {
 	return strings.Join(s, ", ")
 }
 
-// progress folds the results of one fire: the latest non-skipped result per
-// batch counts (a batch redelivered after a crash reports again).
-func progress(m *wire.Manifest, results []wire.Result) *Progress {
-	pr := &Progress{}
-	if m != nil {
-		pr.BatchesPlanned, pr.TokensPlanned = m.Batches(), m.Tokens()
-	}
-	type bk struct {
-		p   push.Platform
-		seq uint32
-	}
-	latest := map[bk]wire.Result{}
-	for _, r := range results {
-		if r.Kind != wire.KindFire {
-			continue
-		}
-		if r.FinishedAt.After(pr.LastResultAt) {
-			pr.LastResultAt = r.FinishedAt
-		}
-		if r.Skipped {
-			pr.Skipped++
-			continue
-		}
-		if m != nil && r.Generation != m.Generation && r.Generation != 0 {
-			continue
-		}
-		latest[bk{r.Platform, r.Seq}] = r
-	}
-	for _, r := range latest {
-		pr.BatchesDone++
-		pr.TokensDone += r.Tokens
-		pr.Accepted += r.Accepted
-		pr.Invalid += r.Invalid
-		pr.Failed += r.Failed
-		pr.Expired += r.Expired
-		pr.Aborted += r.Aborted
-		pr.Retries += r.Retries
-	}
-	return pr
-}
-
 // Status returns the campaign's screen. Only an unknown campaign (or a broken
 // catalog) is an error; parts that cannot be read (Redis down, a topic
 // unreachable) are listed in Errors and make ReadyToFire false.
@@ -407,11 +366,10 @@ func (s *Service) Status(ctx context.Context, id string) (*CampaignStatus, error
 		}
 		cs.History = append(cs.History, Step{State: StateFiring, At: fire.At, By: fire.By, Note: note})
 		reasons = append(reasons, outcome(id, fire, false).Message)
-		results, err := s.resultsSince(ctx, id, fire.FireID, fire.At)
+		cs.Progress, err = s.progress(ctx, m, id, fire.FireID, fire.At)
 		if err != nil {
 			fail("results", err)
 		}
-		cs.Progress = progress(m, results)
 		if m != nil && cs.Progress.BatchesDone >= int(m.Batches()) {
 			cs.State = StateDone
 			cs.History = append(cs.History, Step{State: StateDone, At: cs.Progress.LastResultAt,

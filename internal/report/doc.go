@@ -6,8 +6,10 @@
 // marks.
 //
 // A batch may have more than one result record (a sender crashed after
-// writing it, or a takeover re-sent part of it); per batch and fire id the
-// record accounting for the most tokens wins, the latest on a tie.
+// writing it, and the sender that took the batch over wrote another). Fold
+// holds the one rule for which counts, used by Build, Live and the control
+// status: per batch and fire id the last result, which counts the answers
+// stored before the takeover with the taker-over's own.
 //
 // A campaign with a goal (campaign.Goal), and every dress rehearsal, gets a
 // Verdict: per platform and target the measured time from fire (for a

@@ -10,55 +10,37 @@ import (
 const liveBucketMS = 10
 
 // Live aggregates result records as they arrive, for the live status view:
-// the same per-batch de-duplication as Build, with percentiles read from a
-// 10 ms histogram instead of sorting every value each refresh.
+// the counts of Build's Fold, with percentiles read from a 10 ms histogram
+// instead of sorting every value each refresh.
 type Live struct {
-	campaign, fireID string
-	best             map[string]*wire.Result
-	hist             []uint64 // counts per 10 ms since fire
-	total            Counts
-	reasons          map[string]int
+	fold *Fold
+	hist []uint64 // counts per 10 ms since fire
 }
 
 // NewLive returns an empty aggregator for one fire of a campaign.
 func NewLive(campaign, fireID string) *Live {
-	return &Live{campaign: campaign, fireID: fireID, best: map[string]*wire.Result{}, reasons: map[string]int{}}
+	return &Live{fold: NewFold(campaign, fireID)}
 }
 
 // Add takes one result record (others campaigns' and proofs are ignored).
 func (l *Live) Add(key string, r *wire.Result) {
-	if r.Campaign != l.campaign || r.FireID != l.fireID || r.Kind != wire.KindFire {
+	old, ok := l.fold.Add(key, r)
+	if !ok {
 		return
 	}
-	if old, ok := l.best[key]; ok {
-		if accounted(r) < accounted(old) {
-			return
-		}
-		l.apply(old, -1)
+	if old != nil {
+		l.count(old.AcceptedMS, -1)
 	}
-	l.best[key] = r
-	l.apply(r, +1)
+	l.count(r.AcceptedMS, +1)
 }
 
-func (l *Live) apply(r *wire.Result, sign int) {
-	add := func(dst *uint64, n int) { *dst = uint64(int64(*dst) + int64(sign*n)) }
-	add(&l.total.Accepted, r.Accepted)
-	add(&l.total.Invalid, r.Invalid)
-	add(&l.total.Failed, r.Failed)
-	add(&l.total.Expired, r.Expired)
-	add(&l.total.Aborted, r.Aborted)
-	add(&l.total.Retries, r.Retries)
-	add(&l.total.Resent, r.Resent)
-	l.total.Batches = uint32(int64(l.total.Batches) + int64(sign))
-	for k, v := range r.Reasons {
-		l.reasons[k] += sign * v
-	}
-	for _, ms := range r.AcceptedMS {
-		b := int(ms / liveBucketMS)
+func (l *Live) count(ms []uint32, sign int64) {
+	for _, v := range ms {
+		b := int(v / liveBucketMS)
 		for len(l.hist) <= b {
 			l.hist = append(l.hist, 0)
 		}
-		l.hist[b] = uint64(int64(l.hist[b]) + int64(sign))
+		l.hist[b] = uint64(int64(l.hist[b]) + sign)
 	}
 }
 
@@ -79,8 +61,8 @@ type ReasonCount struct {
 
 // Snapshot returns the current aggregate.
 func (l *Live) Snapshot() LiveSnapshot {
-	s := LiveSnapshot{Total: l.total}
-	n := l.total.Accepted
+	s := LiveSnapshot{Total: l.fold.Total()}
+	n := s.Total.Accepted
 	if n > 0 {
 		q := func(f float64) uint32 {
 			need := uint64(f*float64(n) + 0.999999)
@@ -95,7 +77,7 @@ func (l *Live) Snapshot() LiveSnapshot {
 		}
 		s.P50, s.P95, s.P99, s.MaxMS = q(.5), q(.95), q(.99), q(1)
 	}
-	for k, v := range l.reasons {
+	for k, v := range l.fold.reasons {
 		if v > 0 {
 			s.Reasons = append(s.Reasons, ReasonCount{k, v})
 		}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -40,6 +39,12 @@ func (c Counts) Sent() uint64 { return c.Accepted + c.Invalid + c.Failed }
 
 // Done is every token with a final outcome.
 func (c Counts) Done() uint64 { return c.Sent() + c.Expired + c.Aborted }
+
+func (c Counts) plus(o Counts) Counts {
+	return Counts{Planned: c.Planned + o.Planned, Accepted: c.Accepted + o.Accepted, Invalid: c.Invalid + o.Invalid,
+		Failed: c.Failed + o.Failed, Expired: c.Expired + o.Expired, Aborted: c.Aborted + o.Aborted,
+		Retries: c.Retries + o.Retries, Resent: c.Resent + o.Resent, Batches: c.Batches + o.Batches}
+}
 
 // Latency is the time-from-fire distribution of accepted notifications.
 type Latency struct {
@@ -93,24 +98,43 @@ func Build(ctx context.Context, cfg *config.Config, cl *kgo.Client, campaignID, 
 	if err != nil {
 		return nil, err
 	}
-	adm := kadm.NewClient(cl)
+	rd := reader{adm: kadm.NewClient(cl), opts: opts}
 	r := &Report{Campaign: campaignID, Generation: m.Generation, ByPlatform: map[string]Counts{},
-		LatencyPlatform: map[string]Latency{}, RejectedPlan: m.Rejected, DuplicateTokens: m.DuplicateTokens,
-		Reasons: map[string]int{}}
-
-	// Control log: which fire, how many presses were published.
-	ends, err := kafka.SnapshotEnds(ctx, adm, cfg.Topics.Control, nil)
+		LatencyPlatform: map[string]Latency{}, RejectedPlan: m.Rejected, DuplicateTokens: m.DuplicateTokens}
+	if err := r.readFire(ctx, rd, cfg.Topics.Control, fireID); err != nil {
+		return nil, err
+	}
+	fold, ms, err := r.readResults(ctx, rd, cfg.Topics.Results)
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
-	err = kafka.ReadSnapshot(ctx, opts, cfg.Topics.Control, ends, func(rec *kgo.Record) error {
+	r.account(m, fold, ms)
+	if err := r.judge(ctx, cat, fold.last, ms); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// reader reads topic snapshots for Build.
+type reader struct {
+	adm  *kadm.Client
+	opts []kgo.Opt
+}
+
+// each calls fn for every record of topic's snapshot, one call at a time, in
+// offset order per partition.
+func (rd reader) each(ctx context.Context, topic string, fn func(*kgo.Record)) error {
+	return kafka.Read(ctx, rd.adm, rd.opts, topic, nil, fn)
+}
+
+// readFire finds the fire in the control log (fireID "" = the latest) and
+// counts the presses published for it.
+func (r *Report) readFire(ctx context.Context, rd reader, topic, fireID string) error {
+	err := rd.each(ctx, topic, func(rec *kgo.Record) {
 		var c wire.Control
-		if string(rec.Key) != campaignID || wire.Decode(rec.Value, &c) != nil || c.Type != wire.ControlFire {
-			return nil
+		if string(rec.Key) != r.Campaign || wire.Decode(rec.Value, &c) != nil || c.Type != wire.ControlFire {
+			return
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		if fireID == "" || fireID == c.FireID {
 			if r.FireID != c.FireID {
 				r.Presses = 0
@@ -118,99 +142,65 @@ func Build(ctx context.Context, cfg *config.Config, cl *kgo.Client, campaignID, 
 			r.FireID, r.FiredAt, r.FiredBy = c.FireID, c.At, c.By
 			r.Presses++
 		}
-		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if r.FireID == "" {
-		return nil, fmt.Errorf("report: campaign %s has not fired", campaignID)
+		return fmt.Errorf("report: campaign %s has not fired", r.Campaign)
 	}
 	r.DuplicatePresses = max(0, r.Presses-1)
+	return nil
+}
 
-	// Results: best record per batch.
-	best := map[string]*wire.Result{}
-	proofs := map[string]*wire.Result{}
-	ends, err = kafka.SnapshotEnds(ctx, adm, cfg.Topics.Results, nil)
-	if err != nil {
-		return nil, err
-	}
-	err = kafka.ReadSnapshot(ctx, opts, cfg.Topics.Results, ends, func(rec *kgo.Record) error {
+// readResults folds the fire's results (Fold) and collects the counted
+// times from fire per platform; it counts the proofs' accepted
+// notifications on the way.
+func (r *Report) readResults(ctx context.Context, rd reader, topic string) (*Fold, map[string][]uint32, error) {
+	fold := NewFold(r.Campaign, r.FireID)
+	ms := map[string][]uint32{}
+	proofs := map[string]int{}
+	err := rd.each(ctx, topic, func(rec *kgo.Record) {
 		var res wire.Result
-		if wire.Decode(rec.Value, &res) != nil || res.Campaign != campaignID {
-			return nil
+		if wire.Decode(rec.Value, &res) != nil || res.Campaign != r.Campaign {
+			return
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		if res.Kind == wire.KindProof {
-			proofs[string(rec.Key)+"/"+res.FireID] = &res
-			return nil
+			proofs[string(rec.Key)+"/"+res.FireID] = res.Accepted
+			return
 		}
-		if res.FireID != r.FireID || res.Kind != wire.KindFire {
-			return nil
-		}
-		k := string(rec.Key)
-		if old, ok := best[k]; !ok || accounted(&res) >= accounted(old) {
-			best[k] = &res
-		}
-		return nil
+		fold.Add(string(rec.Key), &res)
 	})
-	if err != nil {
-		return nil, err
+	fold.Each(func(res *wire.Result) {
+		ms[string(res.Platform)] = append(ms[string(res.Platform)], res.AcceptedMS...)
+	})
+	for _, n := range proofs {
+		r.ProofAccepted += uint64(n)
 	}
-	for _, p := range proofs {
-		r.ProofAccepted += uint64(p.Accepted)
+	return fold, ms, err
+}
+
+// account fills the counts per platform and in total, the planned tokens,
+// the reasons, the latencies and whether every planned token is accounted.
+func (r *Report) account(m *wire.Manifest, fold *Fold, ms map[string][]uint32) {
+	for p, c := range fold.ByPlatform() {
+		r.ByPlatform[string(p)] = c
 	}
-	planned := map[string]uint64{string(push.IOS): m.IOSTokens, string(push.Android): m.AndroidTokens}
-	perPlatformMS := map[string][]uint32{}
-	for _, res := range best {
-		p := string(res.Platform)
-		c := r.ByPlatform[p]
-		c.Accepted += uint64(res.Accepted)
-		c.Invalid += uint64(res.Invalid)
-		c.Failed += uint64(res.Failed)
-		c.Expired += uint64(res.Expired)
-		c.Aborted += uint64(res.Aborted)
-		c.Retries += uint64(res.Retries)
-		c.Resent += uint64(res.Resent)
-		c.Batches++
-		r.ByPlatform[p] = c
-		perPlatformMS[p] = append(perPlatformMS[p], res.AcceptedMS...)
-		for reason, n := range res.Reasons {
-			r.Reasons[reason] += n
-		}
-	}
-	for p, n := range planned {
-		c := r.ByPlatform[p]
+	r.Reasons = fold.Reasons()
+	for p, n := range map[push.Platform]uint64{push.IOS: m.IOSTokens, push.Android: m.AndroidTokens} {
+		c := r.ByPlatform[string(p)]
 		c.Planned = n
-		r.ByPlatform[p] = c
+		r.ByPlatform[string(p)] = c
 	}
 	for p, c := range r.ByPlatform {
-		r.Total.Planned += c.Planned
-		r.Total.Accepted += c.Accepted
-		r.Total.Invalid += c.Invalid
-		r.Total.Failed += c.Failed
-		r.Total.Expired += c.Expired
-		r.Total.Aborted += c.Aborted
-		r.Total.Retries += c.Retries
-		r.Total.Resent += c.Resent
-		r.Total.Batches += c.Batches
-		ms := perPlatformMS[p]
-		slices.Sort(ms)
-		r.LatencyPlatform[p] = latency(ms)
-		r.acceptedMS = append(r.acceptedMS, ms...)
+		r.Total = r.Total.plus(c)
+		slices.Sort(ms[p])
+		r.LatencyPlatform[p] = latency(ms[p])
+		r.acceptedMS = append(r.acceptedMS, ms[p]...)
 	}
 	slices.Sort(r.acceptedMS)
 	r.Latency = latency(r.acceptedMS)
 	r.Complete = r.Total.Done() >= r.Total.Planned && r.Total.Batches >= m.Batches()
-	if err := r.judge(ctx, cat, best, perPlatformMS); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-func accounted(r *wire.Result) int {
-	return r.Accepted + r.Invalid + r.Failed + r.Expired + r.Aborted
 }
 
 // Percentile returns the q-quantile (0..1) of sorted by the nearest-rank
