@@ -46,7 +46,7 @@
 // as wire.Status{Role: fanout, State: loading|ready|error|idle, Generation,
 // Partitions, Batches, Tokens, ManifestMatch}, re-published every 5 s while
 // the campaign is held (the heartbeat: a record older than a few heartbeats
-// means the instance is gone), and as StateStopped on a clean exit. Ready
+// means the instance is gone), and as wire.StateStopped on a clean exit. Ready
 // (for /readyz) is true once the control topic is replayed and every
 // prepared campaign is held and verified.
 //

@@ -311,7 +311,7 @@ func TestLaterFireAfterGuardLossNeverReleased(t *testing.T) {
 		return e.control(t, wire.Control{Type: wire.ControlFire, Campaign: "camp", FireID: id, At: now, Deadline: rec.Deadline, Verified: true})
 	}
 	f1 := press("F1")
-	e.waitStatus(t, time.Minute, "camp", "fanout-a", inState(StateReleased))
+	e.waitStatus(t, time.Minute, "camp", "fanout-a", inState(wire.StateReleased))
 	testenv.FlushRedis(t, e.cfg)
 	press("W")
 	st2 := e.startStage(t, "fanout-b")
