@@ -71,7 +71,8 @@ bench:
 # in RELIABILITY.md is rewritten from the figures (exit status: the tests').
 # The cases stop and restart the stack's Kafka and Redis, so never run this
 # next to other tests on the same stack; for a private stack set OWLPOST_STATE,
-# OWLPOST_KAFKA_PORT, OWLPOST_KAFKA_CONTROLLER_PORT and OWLPOST_REDIS_PORT.
+# OWLPOST_KAFKA_PORT, OWLPOST_KAFKA_CONTROLLER_PORT and OWLPOST_REDIS_PORT. OWLPOST_FAULT_TRANSPORT=library|fast
+# sets the senders' apns.transport and fcm.transport (default: the config default).
 FAULT_OUT ?= $(CURDIR)/fault-out/figures.jsonl
 .PHONY: fault
 fault:

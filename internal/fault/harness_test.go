@@ -119,6 +119,12 @@ func newStack(t *testing.T, o opts) *stack {
 	} else {
 		cfg = testenv.Config(t)
 	}
+	// OWLPOST_FAULT_TRANSPORT (library | fast) is the senders' apns.transport
+	// and fcm.transport, so the suite runs with either; unset: the default.
+	if tr := os.Getenv("OWLPOST_FAULT_TRANSPORT"); tr != "" {
+		cfg.APNs.Transport, cfg.FCM.Transport = tr, tr
+	}
+	t.Logf("senders: apns.transport %s, fcm.transport %s", cfg.APNs.Transport, cfg.FCM.Transport)
 	testenv.Topics(t, cfg)
 	cfg.Planner.IOSBatchSize, cfg.Planner.AndroidBatchSize = o.iosBatch, o.androidBatch
 	cfg.Sender.BatchesInFlight = o.inFlight
