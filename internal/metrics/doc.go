@@ -82,7 +82,7 @@
 //	                                                       skipped_done also counts the copies from aborted fanout
 //	                                                       transactions (the senders read uncommitted)
 //	owlpost_sender_inflight_requests{platform}             gauge, tokens handed to the adapter, not answered yet
-//	owlpost_sender_time_from_fire_seconds{platform}        histogram, per accepted token: fire to acceptance
+//	owlpost_sender_time_from_fire_seconds{platform,kind}   histogram, per accepted token: fire (kind fire) or proof send (kind proof) to acceptance
 //	                                                       (0.01..60 s, dense between 0.5 and 10 s); stamped when
 //	                                                       the token's answer arrived (APNs: per request; FCM:
 //	                                                       when its SendEach chunk returned); fires only,

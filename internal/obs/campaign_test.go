@@ -237,7 +237,7 @@ func checkStageMetrics(t *testing.T, s *stack, m *wire.Manifest, rep *report.Rep
 			eq(plat+" "+o, f.sum("owlpost_sender_notifications_total", lbl("platform", plat, "outcome", o)), 0)
 		}
 		// Proof sends are not timed from the fire: the fire's accepted only.
-		eq(plat+" time_from_fire count vs the fire's accepted", f.sum("owlpost_sender_time_from_fire_seconds", p),
+		eq(plat+" time_from_fire count vs the fire's accepted", f.sum("owlpost_sender_time_from_fire_seconds", lbl("platform", plat, "kind", "fire")),
 			float64(rep.ByPlatform[plat].Accepted))
 		eq(plat+` provider_responses_total{reason="ok"} vs accepted`, f.sum("owlpost_sender_provider_responses_total", lbl("reason", "ok")),
 			f.sum("owlpost_sender_notifications_total", lbl("platform", plat, "outcome", "accepted")))

@@ -623,8 +623,10 @@ func (run *batchRun) sendGroup(ctx context.Context, msg *push.Message, idx []int
 			}
 			run.res.AcceptedMS = append(run.res.AcceptedMS, tms)
 			run.ans.Answered = guard.SetBit(run.ans.Answered, i)
-			if run.fire.Kind == wire.KindFire { // a proof is not GO
+			if run.fire.Kind == wire.KindFire {
 				s.m.fromFire.Observe(tsecs)
+			} else {
+				s.m.fromProof.Observe(tsecs)
 			}
 		case push.ClassInvalidToken:
 			reason := push.Reason(r.Err)

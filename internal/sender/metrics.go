@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/owlpost/owlpost/internal/metrics"
+	"github.com/owlpost/owlpost/internal/wire"
 )
 
 // Outcomes of a token (owlpost_sender_notifications_total{outcome}).
@@ -43,7 +44,8 @@ type stageMetrics struct {
 	retries   prometheus.Counter
 	batches   *prometheus.CounterVec // curried: result
 	inflight  prometheus.Gauge
-	fromFire  prometheus.Observer
+	fromFire  prometheus.Observer // kind fire
+	fromProof prometheus.Observer // kind proof
 	batchDur  prometheus.Observer
 	firstSend prometheus.Observer
 	fatal     prometheus.Gauge
@@ -65,8 +67,8 @@ func newStageMetrics(reg prometheus.Registerer, platform string) (*stageMetrics,
 	inflight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "inflight_requests",
 		Help: "Tokens handed to the provider adapter and not answered yet."}, []string{"platform"})
 	fromFire := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "time_from_fire_seconds",
-		Help:    "Per accepted token of a fire (not of a proof): seconds from the fire (GO) to the provider's acceptance.",
-		Buckets: timeBuckets}, []string{"platform"})
+		Help:    "Per accepted token: seconds from the fire (GO, kind fire) or the proof send (kind proof) to the provider's acceptance.",
+		Buckets: timeBuckets}, []string{"platform", "kind"})
 	batchDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "provider_batch_seconds",
 		Help:    "Duration of one adapter SendBatch call (all tokens of a batch and locale, concurrently).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"platform"})
@@ -93,7 +95,8 @@ func newStageMetrics(reg prometheus.Registerer, platform string) (*stageMetrics,
 		retries:   retries.WithLabelValues(platform),
 		batches:   batches.MustCurryWith(p),
 		inflight:  inflight.WithLabelValues(platform),
-		fromFire:  fromFire.WithLabelValues(platform),
+		fromFire:  fromFire.WithLabelValues(platform, wire.KindFire),
+		fromProof: fromFire.WithLabelValues(platform, wire.KindProof),
 		batchDur:  batchDur.WithLabelValues(platform),
 		firstSend: firstSend.WithLabelValues(platform),
 		fatal:     fatal.WithLabelValues(platform),

@@ -451,17 +451,21 @@ func TestGuardWarmedWhileIdle(t *testing.T) {
 	}
 }
 
-// TestProofNotTimedFromFire: proof sends are counted as notifications but
-// stay out of the time-from-fire histograms, which the launch dashboard and
-// the p95 alert read as "since GO".
+// TestProofNotTimedFromFire: proof sends are counted as notifications and
+// timed under kind "proof", out of the fire's time-from-fire series (which
+// the launch dashboard and the p95 alert read as "since GO") and of the
+// trigger-to-first-send histogram.
 func TestProofNotTimedFromFire(t *testing.T) {
 	e := newEnv(t, nil)
 	st := e.startStage(t, push.IOS, nil)
 	id := "proof-" + testenv.ID()
 	e.putCampaign(t, id)
 	timed := func() (float64, float64) {
-		return counter(t, st.reg, "owlpost_sender_time_from_fire_seconds", nil),
+		return counter(t, st.reg, "owlpost_sender_time_from_fire_seconds", map[string]string{"kind": wire.KindFire}),
 			counter(t, st.reg, "owlpost_sender_trigger_to_first_send_seconds", nil)
+	}
+	proofTimed := func() float64 {
+		return counter(t, st.reg, "owlpost_sender_time_from_fire_seconds", map[string]string{"kind": wire.KindProof})
 	}
 	accepted := func() float64 {
 		return counter(t, st.reg, "owlpost_sender_notifications_total", map[string]string{"outcome": "accepted"})
@@ -471,7 +475,10 @@ func TestProofNotTimedFromFire(t *testing.T) {
 	e.produceBatches(t, proof, makeBatches(id, push.IOS, 2, 3, nil))
 	waitFor(t, 30*time.Second, "proof tokens accepted", func() bool { return accepted() == 6 })
 	if tokens, firsts := timed(); tokens != 0 || firsts != 0 {
-		t.Errorf("after a proof: time_from_fire count %v, trigger_to_first_send count %v; want 0 and 0", tokens, firsts)
+		t.Errorf("after a proof: time_from_fire{kind=fire} count %v, trigger_to_first_send count %v; want 0 and 0", tokens, firsts)
+	}
+	if n := proofTimed(); n != 6 {
+		t.Errorf("after a proof of 6 tokens: time_from_fire{kind=proof} count %v, want 6", n)
 	}
 	fire := newFire(5 * time.Minute)
 	e.produceBatches(t, fire, makeBatches(id, push.IOS, 2, 3, nil))
