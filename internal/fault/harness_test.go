@@ -189,9 +189,9 @@ func (s *stack) startSim() {
 	})
 	s.cfg.APNs = config.APNsConfig{Host: "https://" + apnsAddr, Topic: "com.example.owlapp",
 		KeyFile: filepath.Join(dir, "creds", pushsim.GenAPNsKeyFile), KeyID: "SIMKEY0001", TeamID: "SIMTEAM001",
-		CAFile: ca, Connections: 2, Timeout: 10 * time.Second}
+		CAFile: ca, Connections: 2, Timeout: 10 * time.Second, Transport: s.cfg.APNs.Transport}
 	s.cfg.FCM = config.FCMConfig{ProjectID: "owlpost-sim", CredentialsFile: filepath.Join(dir, "creds", pushsim.GenServiceAccountFile),
-		Endpoint: "https://" + fcmAddr + "/v1", CAFile: ca, Clients: 2, Timeout: 10 * time.Second}
+		Endpoint: "https://" + fcmAddr + "/v1", CAFile: ca, Clients: 2, Timeout: 10 * time.Second, Transport: s.cfg.FCM.Transport}
 }
 
 // start runs one owlpost stage as a process.

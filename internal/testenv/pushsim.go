@@ -60,8 +60,9 @@ func PushSim(t testing.TB, cfg *config.Config, mutate func(*pushsim.Config)) *pu
 	}
 	ca := write("ca.pem", sim.CACertPEM())
 	cfg.APNs = config.APNsConfig{Host: sim.APNsURL(), Topic: SimTopic, KeyFile: write("AuthKey.p8", p8),
-		KeyID: SimKeyID, TeamID: SimTeamID, CAFile: ca, Connections: 2, Timeout: 10 * time.Second}
+		KeyID: SimKeyID, TeamID: SimTeamID, CAFile: ca, Connections: 2, Timeout: 10 * time.Second,
+		Transport: cfg.APNs.Transport}
 	cfg.FCM = config.FCMConfig{ProjectID: SimProject, CredentialsFile: write("sa.json", sa), Endpoint: sim.FCMURL(),
-		CAFile: ca, Clients: 2, Timeout: 10 * time.Second}
+		CAFile: ca, Clients: 2, Timeout: 10 * time.Second, Transport: cfg.FCM.Transport}
 	return sim
 }
