@@ -212,7 +212,25 @@ type SenderConfig struct {
 	// RetryBase and RetryMax bound exponential backoff with jitter.
 	RetryBase time.Duration `mapstructure:"retry_base"`
 	RetryMax  time.Duration `mapstructure:"retry_max"`
+	// GroupProtocol is how the group moves partitions between instances:
+	// cooperative-sticky (classic protocol, incremental: only the moved
+	// partitions pause), eager (classic, every member revokes everything
+	// at each rebalance) or consumer (KIP-848: the broker assigns,
+	// incrementally, without a group-wide barrier).
+	GroupProtocol string `mapstructure:"group_protocol"`
+	// StaticMembership joins with instance_id as the group instance id, so
+	// a restart under the same id (a StatefulSet pod) gets its partitions
+	// back without a rebalance; a stopped member's partitions then wait for
+	// it up to the session timeout.
+	StaticMembership bool `mapstructure:"static_membership"`
 }
+
+// Sender group protocols (sender.group_protocol).
+const (
+	GroupCooperativeSticky = "cooperative-sticky"
+	GroupEager             = "eager"
+	GroupConsumer          = "consumer"
+)
 
 // ControlConfig is the control HTTP API (prepare, proof, fire, abort, status).
 type ControlConfig struct {
@@ -334,6 +352,8 @@ func defaults() map[string]any {
 		"sender.rate_limit":        0,
 		"sender.retry_base":        100 * time.Millisecond,
 		"sender.retry_max":         10 * time.Second,
+		"sender.group_protocol":    GroupCooperativeSticky,
+		"sender.static_membership": false,
 
 		"control.addr":       "127.0.0.1:8080",
 		"control.token":      "",
@@ -586,6 +606,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Sender.ClaimLease < time.Second {
 		bad("sender.claim_lease", "must be at least 1s")
+	}
+	switch c.Sender.GroupProtocol {
+	case GroupCooperativeSticky, GroupEager, GroupConsumer:
+	default:
+		bad("sender.group_protocol", "%q is not %s, %s or %s", c.Sender.GroupProtocol, GroupCooperativeSticky, GroupEager, GroupConsumer)
 	}
 	if c.Sender.RateLimit < 0 {
 		bad("sender.rate_limit", "must be >= 0")

@@ -51,6 +51,18 @@ type Row struct {
 	// Note says what the fault was and what explains non-zero figures.
 	Note string    `json:"note,omitempty"`
 	At   time.Time `json:"at"`
+	// Stalls are the fleet cases' rebalances, each with how long the send
+	// stalled around it (the "fleet" table).
+	Stalls []Stall `json:"stalls,omitempty"`
+}
+
+// Stall is one rebalance of a fleet case: what happened (e.g. "SIGTERM
+// sender-ios-2, restarted") and the largest gap between two consecutive
+// acceptances of the platform in the simulator's record from the event
+// until the group settled.
+type Stall struct {
+	Event   string  `json:"event"`
+	Seconds float64 `json:"seconds"`
 }
 
 // TopologyProduction marks a case run on the cluster stack: three Kafka
@@ -127,8 +139,29 @@ func WriteTable(w io.Writer, rows []Row, command string, at time.Time) error {
 			"or a Redis Cluster; every node its own network namespace, so a partition is a link going down.\n\n")
 		writeRows(&b, prod)
 	}
+	writeStalls(&b, rows)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeStalls writes the fleet table: every rebalance of the cases that
+// report stalls, with the stall measured around it.
+func writeStalls(b *strings.Builder, rows []Row) {
+	n := 0
+	for _, r := range rows {
+		n += len(r.Stalls)
+	}
+	if n == 0 {
+		return
+	}
+	b.WriteString("\n#### Fleet\n\nThe stall of each rebalance: the largest gap between two consecutive acceptances " +
+		"of the platform in the simulator's record, from the event until the group settled.\n\n")
+	b.WriteString("| case | rebalance | stall |\n|---|---|---:|\n")
+	for _, r := range rows {
+		for _, st := range r.Stalls {
+			fmt.Fprintf(b, "| %s | %s | %.2f s |\n", cell(r.Case), cell(st.Event), st.Seconds)
+		}
+	}
 }
 
 func writeRows(b *strings.Builder, rows []Row) {

@@ -98,3 +98,29 @@ func TestProductionTopologyTable(t *testing.T) {
 		t.Fatalf("no production rows, no production table:\n%s", b.String())
 	}
 }
+
+func TestFleetTable(t *testing.T) {
+	at := time.Date(2026, 12, 3, 19, 0, 0, 0, time.UTC)
+	rows := []Row{
+		{Case: "storm", Tokens: 10, Accepted: 10, Distinct: 10, Pass: true, At: at},
+		{Case: "rolling restart", Tokens: 10, Accepted: 10, Distinct: 10, Pass: true, At: at,
+			Stalls: []Stall{{Event: "SIGTERM sender-ios", Seconds: 0.42}, {Event: "SIGTERM sender-ios-2", Seconds: 1.5}}},
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, rows, "make fault", at); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"#### Fleet", "| rolling restart | SIGTERM sender-ios | 0.42 s |", "| rolling restart | SIGTERM sender-ios-2 | 1.50 s |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	if err := WriteTable(&b, rows[:1], "make fault", at); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "Fleet") {
+		t.Errorf("a run without stalls has a fleet table:\n%s", b.String())
+	}
+}

@@ -64,6 +64,12 @@ type opts struct {
 	// fanoutHost, with cluster, runs fanout-1 on that node's host (its
 	// network namespace), so a partition of the node cuts it off too.
 	fanoutHost string
+	// The fleet: fanout instances and sender instances per platform
+	// (default 2, 1, 1). Sender i > 1 is "sender-<platform>-<i>".
+	fanouts, iosSenders, androidSenders int
+	// senderEnv is added to every sender's environment (e.g. the group
+	// protocol under measurement).
+	senderEnv []string
 }
 
 func (o *opts) defaults() {
@@ -79,6 +85,11 @@ func (o *opts) defaults() {
 	if o.claimLease == 0 {
 		o.claimLease = 5 * time.Second
 	}
+	if o.fanouts == 0 {
+		o.fanouts = 2
+	}
+	o.iosSenders = max(o.iosSenders, 1)
+	o.androidSenders = max(o.androidSenders, 1)
 }
 
 // stack is one case's world: its own topics, groups and Redis prefix on the
@@ -150,15 +161,35 @@ func newStack(t *testing.T, o opts) *stack {
 	if s.cat, err = catalog.New(cfg, s.cl); err != nil {
 		t.Fatal(err)
 	}
-	if o.fanoutHost != "" {
-		s.startOn(testenv.NodeNetns(t, o.fanoutHost), "fanout-1", "fanout")
-	} else {
-		s.start("fanout-1", "fanout")
+	for i := range o.fanouts {
+		if name := fmt.Sprintf("fanout-%d", i+1); i == 0 && o.fanoutHost != "" {
+			s.startOn(testenv.NodeNetns(t, o.fanoutHost), name, "fanout")
+		} else {
+			s.start(name, "fanout")
+		}
 	}
-	s.start("fanout-2", "fanout")
-	s.start("sender-ios", "sender", e2e.Env("sender.platform", "ios"))
-	s.start("sender-android", "sender", e2e.Env("sender.platform", "android"))
+	for i := range o.iosSenders {
+		s.startSender(push.IOS, i+1)
+	}
+	for i := range o.androidSenders {
+		s.startSender(push.Android, i+1)
+	}
 	return s
+}
+
+// senderName is the process name of sender i (1-based) of a platform:
+// "sender-ios", "sender-ios-2", ...
+func senderName(p push.Platform, i int) string {
+	if i == 1 {
+		return "sender-" + string(p)
+	}
+	return fmt.Sprintf("sender-%s-%d", p, i)
+}
+
+// startSender runs sender i of platform p as a process.
+func (s *stack) startSender(p push.Platform, i int) *e2e.Proc {
+	env := append([]string{e2e.Env("sender.platform", string(p))}, s.o.senderEnv...)
+	return s.start(senderName(p, i), "sender", env...)
 }
 
 // startSim runs bin/pushsim on free loopback ports with generated

@@ -103,7 +103,7 @@ func (s *Server) adminHandler() http.Handler {
 // serveArrivals writes the sorted arrival times in unix nanoseconds: a JSON
 // array, or with format=binary consecutive little-endian int64s.
 func (s *Server) serveArrivals(w http.ResponseWriter, r *http.Request) {
-	ns := s.rec.arrivalsNanos(r.URL.Query().Get("campaign"))
+	ns := s.rec.arrivalsNanos(r.URL.Query().Get("campaign"), r.URL.Query().Get("platform"))
 	bw := bufio.NewWriterSize(w, 64<<10)
 	defer func() { _ = bw.Flush() }()
 	if r.URL.Query().Get("format") == "binary" {

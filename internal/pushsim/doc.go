@@ -20,7 +20,7 @@
 //     unchanged to option.WithEndpoint. A path without the /v1 prefix is also
 //     served, so a client configured with the bare host still works.
 //   - Admin API (AdminURL), plain HTTP: GET /stats?campaign=X, GET
-//     /arrivals?campaign=X[&format=binary], GET|POST /faults, GET|POST
+//     /arrivals?campaign=X[&platform=ios|android][&format=binary], GET|POST /faults, GET|POST
 //     /budget, POST /reset, GET /healthz, GET /metrics, GET /cacert.
 //
 // POST /faults takes {"apns_rates":{"ServiceUnavailable":0.2},"fcm_rates":

@@ -182,13 +182,16 @@ func (r *recorder) stats(campaign string) Stats {
 }
 
 // arrivalsNanos returns the sorted arrival times (unix ns) of the selected
-// campaigns' accepted notifications.
-func (r *recorder) arrivalsNanos(campaign string) []int64 {
+// campaigns' accepted notifications, of one platform ("ios", "android") or
+// of both ("").
+func (r *recorder) arrivalsNanos(campaign, platform string) []int64 {
 	var out []int64
 	for _, c := range r.selected(campaign) {
 		c.mu.Lock()
 		for i := range c.recs {
-			out = append(out, c.recs[i].at)
+			if platform == "" || platformName(c.recs[i].plat) == platform {
+				out = append(out, c.recs[i].at)
+			}
 		}
 		c.mu.Unlock()
 	}

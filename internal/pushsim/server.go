@@ -234,7 +234,7 @@ func (s *Server) Stats(campaign string) Stats { return s.rec.stats(campaign) }
 // Arrivals returns the arrival time of every accepted notification of
 // campaign ("" = all), sorted.
 func (s *Server) Arrivals(campaign string) []time.Time {
-	ns := s.rec.arrivalsNanos(campaign)
+	ns := s.rec.arrivalsNanos(campaign, "")
 	out := make([]time.Time, len(ns))
 	for i, n := range ns {
 		out[i] = time.Unix(0, n)

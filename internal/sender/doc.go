@@ -119,6 +119,22 @@
 // partitions, nothing more is committed for it and the guard skips the
 // redelivered batches.
 //
+// # Consumer group
+//
+// sender.group_protocol chooses how partitions move between instances:
+// cooperative-sticky (the default: the classic group protocol with an
+// incremental balancer, so a join or leave pauses only the partitions that
+// move), eager (classic, every member gives up every partition at each
+// rebalance) or consumer (KIP-848: the broker assigns, incrementally). The
+// client never picks KIP-848 by itself: franz-go uses it only with
+// kgo.ServerSideBalancer. sender.static_membership joins with instance_id
+// as the group instance id, so a process restarted under the same id gets
+// its partitions back without a rebalance; a stopped static member does
+// not leave, and its partitions wait for it up to the session timeout (a
+// Deployment's pods get new names on a restart: it only helps with stable
+// names). The stall each setting causes is measured by the fault suite's
+// fleet cases (RELIABILITY.md, "Fleet").
+//
 // # Graceful shutdown (SIGTERM)
 //
 // Polling stops (no new batch is taken), in-flight batches get 10 s to

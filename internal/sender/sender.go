@@ -147,7 +147,7 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 	if s.m, err = newStageMetrics(deps.Registry, string(p)); err != nil {
 		return nil, err
 	}
-	s.cl, err = kafka.NewClient(cfg,
+	s.cl, err = kafka.NewClient(cfg, append(groupOpts(cfg),
 		kgo.ConsumerGroup(s.group),
 		// A killed sender's partitions move after 10 s, not the default 45 s.
 		kgo.SessionTimeout(10*time.Second),
@@ -161,7 +161,7 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 		metrics.KafkaHooks(deps.Registry, "sender-"+string(p)),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("sender: %w", err)
 	}
@@ -179,6 +179,24 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 		return nil, fmt.Errorf("sender: %w", err)
 	}
 	return s, nil
+}
+
+// groupOpts are the group protocol options of sender.group_protocol and
+// sender.static_membership (see "Consumer group" in doc.go).
+func groupOpts(cfg *config.Config) []kgo.Opt {
+	var opts []kgo.Opt
+	switch cfg.Sender.GroupProtocol {
+	case config.GroupEager:
+		opts = append(opts, kgo.Balancers(kgo.StickyBalancer()))
+	case config.GroupConsumer:
+		opts = append(opts, kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer())
+	default:
+		opts = append(opts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	}
+	if cfg.Sender.StaticMembership {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	return opts
 }
 
 // Group is the consumer group this stage joins.
