@@ -110,6 +110,9 @@ func NewServer(svc *Service, auth identity.Authenticator, limit *identity.Limite
 	return s, nil
 }
 
+// Handle adds a handler beside the API's routes (the console).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
 // Handler returns the API's handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 

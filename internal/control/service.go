@@ -199,6 +199,12 @@ func (s *Service) lookup(ctx context.Context, id string) (*campaign.Campaign, *w
 	return r.def, r.m, nil
 }
 
+// Definition returns campaign id's definition (ErrUnknownCampaign if none).
+func (s *Service) Definition(ctx context.Context, id string) (*campaign.Campaign, error) {
+	def, _, err := s.lookup(ctx, id)
+	return def, err
+}
+
 func (s *Service) publish(ctx context.Context, c *wire.Control) error {
 	b, err := wire.Encode(c)
 	if err != nil {

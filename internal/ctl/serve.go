@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/console"
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/kafka"
@@ -21,7 +22,7 @@ func serveCommand() Command {
 	return Command{
 		Name:    "serve",
 		Usage:   "serve",
-		Summary: "run the control HTTP API (prepare, proof, fire, abort, status) on control.addr; needs control.users_file or control.token",
+		Summary: "run the control HTTP API (prepare, proof, fire, abort, status) and the launch console (/console/) on control.addr; needs control.users_file or control.token",
 		Run: func(ctx context.Context, env *Env, fs *pflag.FlagSet, args []string) error {
 			if len(args) != 0 {
 				return usageErr("serve takes no arguments")
@@ -45,6 +46,11 @@ func serveCommand() Command {
 			if err != nil {
 				return err
 			}
+			con, err := console.New(svc, srv, env.Log)
+			if err != nil {
+				return err
+			}
+			con.Register(srv)
 			// /metrics, /healthz, /readyz and owlpost_stage_ready{stage="control"} on
 			// metrics.addr like every stage (the API port also answers /metrics).
 			go func() {
