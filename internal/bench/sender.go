@@ -10,6 +10,7 @@ import (
 	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/wire"
@@ -47,9 +48,14 @@ func putCampaign(ctx context.Context, s *Stack, id, audienceTopic string) error 
 	return cat.PutCampaign(ctx, def)
 }
 
-// prefill writes n tokens of platform p as send tasks (batches of size
-// tokens with fire headers) to the platform's send topic.
+// prefill records fire as the campaign's winner in the guard (senders send
+// only a verified fire) and writes n tokens of platform p as send tasks
+// (batches of size tokens with fire headers) to the platform's send topic.
 func prefill(ctx context.Context, s *Stack, p push.Platform, campaignID string, n, size int, fire wire.Fire) error {
+	rec := guard.FireRecord{FireID: fire.ID, By: "bench", At: fire.FiredAt, Deadline: fire.Deadline}
+	if _, _, err := guard.New(s.RDB, s.Cfg.Redis.Prefix, nil).Fire(ctx, campaignID, rec); err != nil {
+		return fmt.Errorf("bench: fire record: %w", err)
+	}
 	topic := s.Cfg.Topics.SendIOS
 	if p == push.Android {
 		topic = s.Cfg.Topics.SendAndroid

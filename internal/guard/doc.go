@@ -56,7 +56,9 @@
 // lose done marks and acked bitmaps (they are not confirmed on replicas:
 // that would cost a WAIT per batch); a sender that then receives a batch
 // again (a consumer-group offset reset) re-sends what the lost marks
-// covered. A sender
+// covered, unless the fire record was lost as well: then the sender sees
+// the loss and takes the finished batches from the results topic (see the
+// sender package). A sender
 // paused (GC, network partition) longer than its lease can overlap with the
 // taker-over; Renew reports the loss and the sender stops, but requests
 // already in flight complete.

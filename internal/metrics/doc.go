@@ -78,6 +78,7 @@
 //	                                                       reason ("ok", APNs reason or FCM code, network, timeout)
 //	owlpost_sender_retries_total{platform}                 counter, token attempts that retried a retryable answer
 //	owlpost_sender_batches_total{platform,result}          counter, send records: sent, takeover, skipped_done,
+//	                                                       skipped_unverified (not the campaign's verified fire),
 //	                                                       skipped_held, lease_lost, rejected_record, interrupted;
 //	                                                       skipped_done also counts the copies from aborted fanout
 //	                                                       transactions (the senders read uncommitted)

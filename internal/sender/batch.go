@@ -45,6 +45,26 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) error {
 		return s.reject(ctx, r, RejectWrongPlatform, fmt.Errorf("%s batch on the %s send topic", b.Platform, s.platform), b.Campaign)
 	}
 
+	// Only the campaign's winning fire is sent (a proof is not a fire).
+	// Today's guard normally answers from the cache; a guard that lost
+	// the record also lost the done marks, so the results topic says
+	// which batches were finished (a flushed Redis plus a group reset to
+	// the earliest offset replays completed campaigns).
+	if fire.Kind == wire.KindFire {
+		ok, finished, err := s.verifyFire(ctx, b.Campaign, fire.ID, b.Key())
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			s.m.batches.WithLabelValues(batchSkippedUnverified).Inc()
+			s.log.Warn("send task of a fire that is not the campaign's verified fire; dropped", "batch", b.Key(), "fire", fire.ID)
+			return nil
+		case finished:
+			s.m.batches.WithLabelValues(batchSkippedDone).Inc()
+			return nil
+		}
+	}
+
 	// The campaign rendered for this fire. Only needed when we may still
 	// send: a Kafka hiccup is retried until the deadline; after it the batch
 	// is counted expired without the campaign.

@@ -39,6 +39,19 @@
 //     bad_batch, wrong_platform, unsendable_campaign: unknown or invalid
 //     campaign) is copied to the rejects topic with the reason and committed
 //     past: never a panic, never a blocked partition.
+//     Then the fire is verified (verify.go): only a task of the campaign's
+//     winning fire is sent. The winner is the guard's fire record (asked
+//     at most every 2 s per campaign); a task of another fire id is dropped
+//     and committed (skipped_unverified). If the guard has no record, or one
+//     Restored from the control log, Redis lost the campaign's keys (a
+//     failover to a replica without them, a flush), its done marks with
+//     them: the winner is then the control log's first verified fire
+//     (catalog.FirstFire), and the batches with a result of that fire in the
+//     results topic (read once per campaign) count as done (skipped_done).
+//     So a flushed Redis plus a group reset to the earliest offset sends
+//     nothing twice, and a campaign in flight across the loss completes.
+//     While Redis or Kafka cannot answer the check waits: nothing is sent
+//     unverified. Proof tasks are not checked (a proof is no fire).
 //  2. The campaign rendered for the fire, once per (campaign, fire id):
 //     WithFireTime(fired at) of the definition rendered in advance (see
 //     Campaigns below). Tokens whose locales resolve to the same message

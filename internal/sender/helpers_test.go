@@ -221,8 +221,25 @@ func (e *env) produceBatches(t testing.TB, fire wire.Fire, batches []*wire.Batch
 	}
 }
 
-// sendRecords are the send-topic records of batches, as the fanout writes them.
+// sendRecords are the send-topic records of batches, as the fanout writes
+// them. A fire is recorded as its campaigns' winner in the guard first, as
+// the control service does before any send task exists (the first fire of
+// a campaign wins; a later one is not verified and its tasks are dropped).
 func (e *env) sendRecords(t testing.TB, fire wire.Fire, batches []*wire.Batch) []*kgo.Record {
+	t.Helper()
+	for _, b := range batches {
+		if fire.Kind == wire.KindFire {
+			rec := guard.FireRecord{FireID: fire.ID, By: "test", At: fire.FiredAt, Deadline: fire.Deadline}
+			if _, _, err := e.g.Fire(context.Background(), b.Campaign, rec); err != nil && !errors.Is(err, guard.ErrAborted) {
+				t.Fatal(err)
+			}
+		}
+	}
+	return e.taskRecords(t, fire, batches)
+}
+
+// taskRecords are the send-topic records of batches, without the guard.
+func (e *env) taskRecords(t testing.TB, fire wire.Fire, batches []*wire.Batch) []*kgo.Record {
 	t.Helper()
 	var recs []*kgo.Record
 	for _, b := range batches {
@@ -237,6 +254,21 @@ func (e *env) sendRecords(t testing.TB, fire wire.Fire, batches []*wire.Batch) [
 		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(b.Key()), Value: v, Headers: kafka.Headers(wire.FireHeaders(fire))})
 	}
 	return recs
+}
+
+// verifiedFire publishes fire's verified trigger record for campaign to the
+// control log, as the control service does after the guard confirmed it.
+func (e *env) verifiedFire(t testing.TB, campaign string, fire wire.Fire) {
+	t.Helper()
+	c := &wire.Control{Type: wire.ControlFire, Campaign: campaign, By: "test", At: fire.FiredAt, FireID: fire.ID,
+		Deadline: fire.Deadline, Verified: true}
+	b, err := wire.Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.prod.ProduceSync(context.Background(), &kgo.Record{Topic: e.cfg.Topics.Control, Key: []byte(campaign), Value: b}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newFire(deadline time.Duration) wire.Fire {

@@ -21,13 +21,14 @@ const (
 
 // Results of a batch record (owlpost_sender_batches_total{result}).
 const (
-	batchSent        = "sent"            // finished here; result record written
-	batchTakeover    = "takeover"        // finished here after taking over an expired claim
-	batchSkippedDone = "skipped_done"    // the guard says it was finished already
-	batchSkippedHeld = "skipped_held"    // another live sender kept renewing its claim
-	batchLeaseLost   = "lease_lost"      // another sender took it over while we sent
-	batchRejected    = "rejected_record" // bad headers/batch/campaign: sent to the rejects topic
-	batchInterrupted = "interrupted"     // the stage stopped mid-batch; not committed
+	batchSent              = "sent"               // finished here; result record written
+	batchTakeover          = "takeover"           // finished here after taking over an expired claim
+	batchSkippedDone       = "skipped_done"       // the guard (or, the guard having lost it, the results topic) says it was finished already
+	batchSkippedUnverified = "skipped_unverified" // its fire id is not the campaign's verified fire
+	batchSkippedHeld       = "skipped_held"       // another live sender kept renewing its claim
+	batchLeaseLost         = "lease_lost"         // another sender took it over while we sent
+	batchRejected          = "rejected_record"    // bad headers/batch/campaign: sent to the rejects topic
+	batchInterrupted       = "interrupted"        // the stage stopped mid-batch; not committed
 )
 
 // timeBuckets are dense between 0.5 s and 10 s, where the p95/p99 of a burst
@@ -102,7 +103,7 @@ func newStageMetrics(reg prometheus.Registerer, platform string) (*stageMetrics,
 		fatal:     fatal.WithLabelValues(platform),
 		respOK:    resp.WithLabelValues(platform, "ok"),
 	}
-	for _, r := range []string{batchSent, batchTakeover, batchSkippedDone, batchSkippedHeld, batchLeaseLost, batchRejected, batchInterrupted} {
+	for _, r := range []string{batchSent, batchTakeover, batchSkippedDone, batchSkippedUnverified, batchSkippedHeld, batchLeaseLost, batchRejected, batchInterrupted} {
 		m.batches.WithLabelValues(r) // exported at 0 from the start, so rate() works
 	}
 	return m, nil

@@ -93,6 +93,8 @@ type Stage struct {
 	amu    sync.Mutex
 	aborts map[string]abortEntry
 
+	checks fireChecks // each campaign's verified fire (verify.go)
+
 	fmu   sync.Mutex
 	fires map[string]struct{} // fire ids whose first accepted send was observed
 
@@ -129,6 +131,7 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 		offs: newOffsets(), commitWake: make(chan struct{}, 1),
 		slots:   make(chan struct{}, cfg.Sender.BatchesInFlight),
 		renders: map[string]*renderEntry{}, aborts: map[string]abortEntry{}, fires: map[string]struct{}{},
+		checks: fireChecks{m: map[string]*fireCheck{}},
 	}
 	if p == push.Android {
 		s.role, s.topic = wire.RoleSenderAndroid, cfg.Topics.SendAndroid

@@ -195,11 +195,15 @@ func TestSendExactlyOnce(t *testing.T) {
 	t.Run("abort before the batch", func(t *testing.T) {
 		id := "aborted-" + testenv.ID()
 		e.putCampaign(t, id)
+		f := newFire(time.Minute)
+		if _, _, err := e.g.Fire(context.Background(), id, guard.FireRecord{FireID: f.ID, By: "test", At: f.FiredAt, Deadline: f.Deadline}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := e.g.Abort(context.Background(), id, guard.AbortRecord{By: "test", At: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		bs := append(makeBatches(id, push.IOS, 2, 10, nil), makeBatches(id, push.Android, 2, 10, nil)...)
-		e.produceBatches(t, newFire(time.Minute), bs)
+		e.produceBatches(t, f, bs)
 		s := sum(e.results(t, results, id, len(bs)))
 		if s.Aborted != 40 || s.Accepted+s.Invalid+s.Failed+s.Expired != 0 {
 			t.Errorf("aborted campaign results: %+v", s)
@@ -510,7 +514,11 @@ func TestRedisOutage(t *testing.T) {
 	id := "outage-" + testenv.ID()
 	e.putCampaign(t, id)
 	bs := append(makeBatches(id, push.IOS, 4, 20, nil), makeBatches(id, push.Android, 4, 10, nil)...)
-	e.produceBatches(t, newFire(5*time.Minute), bs)
+	// The fire was recorded in a Redis that came back empty: the senders
+	// find it as the control log's first verified fire.
+	f := newFire(5 * time.Minute)
+	e.verifiedFire(t, id, f)
+	e.produceBatches(t, f, bs)
 
 	time.Sleep(3 * time.Second) // the stages have the records and keep asking Redis
 	if st := e.sim.Stats(id); st.Accepted != 0 {
@@ -623,4 +631,57 @@ func TestFatalStopsStage(t *testing.T) {
 
 func faultsAll(apnsReason string) pushsim.Faults {
 	return pushsim.Faults{APNsRates: map[string]float64{apnsReason: 1}}
+}
+
+// TestReplayAfterRedisLossSendsNothingAgain: a campaign completes, another
+// is half done, then Redis loses every key (a failover to an empty replica,
+// a flush) and the sender group starts over from the earliest offset (a
+// renamed group, expired offsets) while the tasks are inside their
+// deadline. Nothing finished is sent again (the guard lost its done marks;
+// the results topic still has them), the half-done campaign completes, and
+// a task of a fire that is not the campaign's verified fire is dropped.
+func TestReplayAfterRedisLossSendsNothingAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	results := e.reader(t, e.cfg.Topics.Results)
+	first := e.startStage(t, push.IOS, nil)
+
+	done, flying := "done-"+testenv.ID(), "flying-"+testenv.ID()
+	fd, ff := newFire(5*time.Minute), newFire(5*time.Minute)
+	e.putCampaign(t, done)
+	e.putCampaign(t, flying)
+	e.verifiedFire(t, done, fd)
+	e.verifiedFire(t, flying, ff)
+	bd := makeBatches(done, push.IOS, 4, 20, nil)
+	bf := makeBatches(flying, push.IOS, 6, 20, nil)
+	e.produceBatches(t, fd, bd)
+	e.results(t, results, done, len(bd))
+	e.produceBatches(t, ff, bf[:3])
+	e.results(t, results, flying, 3)
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	testenv.FlushRedis(t, e.cfg)
+	e.cfg.Sender.Group += "-reset" // a new group: reads the send topic from its start
+	replay := e.startStage(t, push.IOS, nil)
+	// The rest of the flying campaign, and a task of a fire that is not
+	// the campaign's (Redis has no fire record now: only the control log
+	// says which fire is verified).
+	rest := append(e.taskRecords(t, ff, bf[3:]), e.taskRecords(t, newFire(5*time.Minute), makeBatches(done, push.IOS, 1, 20, nil))...)
+	if err := e.prod.ProduceSync(context.Background(), rest...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.results(t, results, flying, 3)
+	waitFor(t, 60*time.Second, "replayed batches skipped", func() bool {
+		return counter(t, replay.reg, "owlpost_sender_batches_total", map[string]string{"result": "skipped_done"}) == float64(len(bd)+3) &&
+			counter(t, replay.reg, "owlpost_sender_batches_total", map[string]string{"result": "skipped_unverified"}) == 1
+	})
+	for id, n := range map[string]int64{done: 80, flying: 120} {
+		if st := e.sim.Stats(id); st.Accepted != n || st.DuplicateDeliveries != 0 {
+			t.Errorf("%s after the replay: %s; want %d accepted once each", id, describe(st), n)
+		}
+	}
+	if extra := results.next(t, 1, time.Second, nil); len(extra) != 0 {
+		t.Errorf("a replayed batch wrote a result: %s", extra[0].Key)
+	}
 }
