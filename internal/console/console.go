@@ -405,6 +405,9 @@ type gate struct {
 // make: planned, fanout holds the plan, senders per planned platform, the
 // guard reachable, not fired, not aborted.
 func gates(st *control.CampaignStatus) []gate {
+	if st.Fire != nil { // released: the gates no longer apply
+		return []gate{{Name: "released", OK: true, Reason: fmt.Sprintf("fired at %s by %s", st.Fire.At.UTC().Format("15:04:05.000 UTC"), st.Fire.By)}}
+	}
 	rd := st.Readiness
 	g := []gate{{Name: "planned", OK: st.Plan != nil, Reason: "not planned (owlctl plan)"}}
 	if st.Plan != nil {

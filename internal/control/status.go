@@ -357,6 +357,9 @@ func (s *Service) Status(ctx context.Context, id string) (*CampaignStatus, error
 		reasons = append(reasons, "guard (redis) unavailable: fire would fail closed")
 	}
 	if fired {
+		// Released: the readiness gates no longer apply (the fanout reports
+		// go stale once its batches are out); only the fire is the reason.
+		reasons = reasons[:0]
 		fi := fireInfo(fire)
 		cs.Fire = &fi
 		cs.State = StateFiring

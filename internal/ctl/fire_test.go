@@ -134,7 +134,8 @@ func TestFireCommandConfirmation(t *testing.T) {
 		})
 	}
 	code, out := run("", "status", id)
-	if code != 0 || !strings.Contains(out, "FIRING") || !strings.Contains(out, "by alice") {
+	if code != 0 || !strings.Contains(out, "FIRING") || !strings.Contains(out, "by alice") ||
+		!strings.Contains(out, "fanout      released at") || strings.Contains(out, "NOT READY") || strings.Contains(out, "MISMATCH") {
 		t.Fatalf("status after fire: exit %d\n%s", code, out)
 	}
 	t.Log(out)

@@ -81,7 +81,10 @@ func printStatus(w io.Writer, st *control.CampaignStatus) {
 		fmt.Fprintln(w, "  plan        not planned (owlctl plan)")
 	}
 	r := st.Readiness
-	if st.Plan != nil {
+	if st.Plan != nil && st.Fire != nil {
+		// After the fire the fanout has released its batches: gates no longer apply.
+		fmt.Fprintf(w, "  fanout      released at %s (fire id %s); readiness is not checked after the fire\n", ts(st.Fire.At), st.Fire.FireID)
+	} else if st.Plan != nil {
 		match := "manifest match"
 		if !r.ManifestMatch {
 			match = "MANIFEST MISMATCH"
@@ -151,6 +154,9 @@ func printStatus(w io.Writer, st *control.CampaignStatus) {
 	if st.ReadyToFire {
 		fmt.Fprintf(w, "READY TO FIRE (owlctl fire %s)\n", st.Campaign)
 		return
+	}
+	if st.Fire != nil || st.Abort != nil {
+		return // released or aborted: no gate verdicts, the lines above say what happened
 	}
 	fmt.Fprintln(w, "NOT READY TO FIRE:")
 	for _, r := range st.Reasons {
