@@ -50,7 +50,7 @@ test: lint up tools
 	$(MAKE) fault
 
 # Variables: DEMO_TOKENS, DEMO_IOS_SHARE, DEMO_BAD_FRACTION, DEMO_INVALID_FRACTION,
-# DEMO_PRESSES, DEMO_JSON=1 (see scripts/demo.sh).
+# DEMO_PRESSES, DEMO_JSON=1, DEMO_TOPOLOGY=cluster (the production-topology stack; see scripts/demo.sh).
 demo:
 	scripts/demo.sh
 

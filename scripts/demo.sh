@@ -31,8 +31,26 @@ mkdir -p "$OUT"
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
-say "dev stack (real Kafka + Redis)"
-scripts/devstack.sh up >/dev/null
+# DEMO_TOPOLOGY=cluster runs the demo on the production-topology stack (scripts/devstack.sh up --cluster):
+# three Kafka brokers with replication factor 3 and min.insync.replicas 2, Redis through its Sentinels.
+TOPOLOGY=${DEMO_TOPOLOGY:-single}
+case "$TOPOLOGY" in
+single)
+	say "dev stack (real Kafka + Redis)"
+	scripts/devstack.sh up >/dev/null
+	KAFKA_YAML="kafka: {brokers: [\"${OWLPOST_TEST_KAFKA:-127.0.0.1:9092}\"]}"
+	REDIS_YAML="redis: {addr: \"${OWLPOST_TEST_REDIS:-127.0.0.1:6379}\", prefix: \"owlpost-demo\"}"
+	;;
+cluster)
+	say "cluster stack (3 Kafka brokers, Redis with Sentinel failover)"
+	cl="$(scripts/devstack.sh up --cluster)"
+	eval "$cl"
+	KAFKA_YAML="kafka: {brokers: [\"${OWLPOST_TEST_KAFKA_CLUSTER//,/\", \"}\"]}
+topics: {replication_factor: 3, min_insync_replicas: 2}"
+	REDIS_YAML="redis: {mode: sentinel, addrs: [\"${OWLPOST_TEST_REDIS_SENTINEL//,/\", \"}\"], master_name: \"$OWLPOST_TEST_REDIS_MASTER\", prefix: \"owlpost-demo\"}"
+	;;
+*) echo "demo: DEMO_TOPOLOGY is single or cluster, not '$TOPOLOGY'" >&2; exit 2 ;;
+esac
 
 say "building binaries"
 go build -o bin/ ./cmd/...
@@ -79,8 +97,8 @@ for _ in $(seq 100); do [ -s "$OUT/ca.pem" ] && break; sleep 0.1; done
 
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/control-token"
 cat >"$OUT/owlpost.yaml" <<YAML
-kafka: {brokers: ["${OWLPOST_TEST_KAFKA:-127.0.0.1:9092}"]}
-redis: {addr: "${OWLPOST_TEST_REDIS:-127.0.0.1:6379}", prefix: "owlpost-demo"}
+$KAFKA_YAML
+$REDIS_YAML
 apns:
   host: https://127.0.0.1:2197
   key_file: $OUT/creds/AuthKey.p8

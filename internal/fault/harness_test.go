@@ -683,18 +683,38 @@ func newRow(t *testing.T, name string) *fault.Row {
 // sendTopicCounts counts, per batch key, the send tasks of the campaign on
 // both send topics (read_committed, up to the current end).
 func (s *stack) sendTopicCounts() map[string]int {
-	t := s.t
-	t.Helper()
+	s.t.Helper()
+	counts, err := s.trySendTopicCounts()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return counts
+}
+
+// releasedSoFar counts the batches on the send topics, retrying for a
+// minute while a broker is down (a partition without a leader yet).
+func (s *stack) releasedSoFar() int {
+	s.t.Helper()
+	var n int
+	e2e.WaitFor(s.t, time.Minute, func() error {
+		counts, err := s.trySendTopicCounts()
+		n = len(counts)
+		return err
+	})
+	return n
+}
+
+func (s *stack) trySendTopicCounts() (map[string]int, error) {
 	opts, err := kafka.Opts(s.cfg)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var mu sync.Mutex
 	counts := map[string]int{}
 	for _, topic := range []string{s.cfg.Topics.SendIOS, s.cfg.Topics.SendAndroid} {
 		ends, err := kafka.SnapshotEnds(s.ctx, kadm.NewClient(s.cl), topic, nil)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		err = kafka.ReadSnapshot(s.ctx, opts, topic, ends, func(r *kgo.Record) error {
 			if c, _, _, ok := wire.ParseBatchKey(string(r.Key)); ok && c == s.id {
@@ -705,10 +725,10 @@ func (s *stack) sendTopicCounts() map[string]int {
 			return nil
 		})
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	return counts
+	return counts, nil
 }
 
 // fireResults returns every result record of the winning fire.
