@@ -61,6 +61,10 @@ type opts struct {
 	// cluster runs the case on the cluster stack (three brokers, replication
 	// factor 3, min.insync.replicas 2; Redis is the Sentinel group's primary).
 	cluster bool
+	// redisMode, with cluster, is redis.mode of every process: "" (the
+	// Sentinel group's primary as a standalone server) or sentinel (the
+	// clients follow a failover).
+	redisMode string
 	// fanoutHost, with cluster, runs fanout-1 on that node's host (its
 	// network namespace), so a partition of the node cuts it off too.
 	fanoutHost string
@@ -127,6 +131,10 @@ func newStack(t *testing.T, o opts) *stack {
 	if o.cluster {
 		cfg = testenv.ClusterConfig(t)
 		cfg.Redis.Addr = testenv.RedisSentinelPrimary(t)
+		if o.redisMode != "" {
+			testenv.RedisMode(t, cfg, o.redisMode)
+			cfg.Redis.Addr = testenv.RedisSentinelPrimary(t) // the test's own cleanup client
+		}
 	} else {
 		cfg = testenv.Config(t)
 	}
