@@ -628,8 +628,10 @@ func (c *Config) Validate() error {
 
 const redactedMark = "[redacted]"
 
-// DefaultTransport is the default of apns.transport and fcm.transport.
-const DefaultTransport = push.TransportLibrary
+// DefaultTransport is the default of apns.transport and fcm.transport: the
+// lean push/h2 client, which the fault suite runs with (OWLPOST_FAULT_TRANSPORT
+// runs it with either).
+const DefaultTransport = push.TransportFast
 
 // Redacted returns a copy safe to log: every secret that is set is replaced.
 func (c *Config) Redacted() Config {
