@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -288,5 +290,78 @@ func TestClusterRedisPrimaryKilled(t *testing.T) {
 	s.result(row, outcome{maxDuplicates: bound})
 	row.Note = fmt.Sprintf("killed %s (primary %s) at %d/%d accepted; Sentinels promoted %s after %.1f s; duplicates allowed up to %d (the batches in flight), collapse-tagged",
 		node, old, atKill, total, now, failover.Seconds(), bound)
+	t.Log(row.Note)
+}
+
+// TestClusterPressesDuringRedisFailover: 50 owlctl processes press GO while
+// the Redis primary is killed and the Sentinels fail over. A press either
+// fails closed (Redis unavailable, or the fire record not confirmed on a
+// replica) or names a fire id; every press that names one names the same,
+// and only that fire is released. If every press failed, one more press
+// after the failover fires the campaign. Every token is sent once.
+func TestClusterPressesDuringRedisFailover(t *testing.T) {
+	row := newClusterRow(t, "50 concurrent GO presses while the Redis primary is killed (Sentinel failover)")
+	s := newStack(t, opts{cluster: true, redisMode: config.RedisSentinel, latency: 20 * time.Millisecond, inFlight: 2})
+	s.row = row
+	s.define(clusterSpec(121), campaignSpec{})
+	s.prepare()
+	old := testenv.RedisSentinelPrimary(t)
+	node := redisNode(t, old)
+	restoreNodeOnCleanup(t, node)
+
+	const presses = 50
+	outs := make([]string, presses)
+	codes := make([]int, presses)
+	ctx, cancel := context.WithTimeout(s.ctx, 3*time.Minute)
+	defer cancel()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range presses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			codes[i], outs[i] = s.owlctl(ctx, "fire", s.id, "--yes", "--by", fmt.Sprintf("marketer-%d", i))
+		}()
+	}
+	close(start)
+	s.node("kill", node)
+	wg.Wait()
+	idRe := regexp.MustCompile(`fire id (fire-\S+)`)
+	ids := map[string]int{}
+	failed := 0
+	for i, out := range outs {
+		if m := idRe.FindStringSubmatch(out); m != nil && (codes[i] == 0 || codes[i] == 3) {
+			ids[m[1]]++
+		} else {
+			failed++
+			last := strings.TrimSpace(out)
+			last = last[strings.LastIndex(last, "\n")+1:]
+			t.Logf("press %d failed closed: exit %d: %s", i, codes[i], last)
+		}
+	}
+	if len(ids) > 1 {
+		t.Fatalf("presses name %d fire ids: %v", len(ids), ids)
+	}
+	if len(ids) == 0 {
+		var now string
+		for killed := time.Now(); time.Since(killed) < time.Minute; time.Sleep(200 * time.Millisecond) {
+			if now = testenv.RedisSentinelPrimary(t); now != old {
+				break
+			}
+		}
+		s.press()
+	}
+	s.loadFire()
+	for id := range ids {
+		if id != s.fire.FireID {
+			t.Errorf("presses named %s, the campaign's fire is %s", id, s.fire.FireID)
+		}
+	}
+	s.waitAllBatches()
+	s.onceOnSendTopics()
+	s.result(row, outcome{})
+	row.Note = fmt.Sprintf("killed %s (the primary) as 50 processes pressed: %d named fire id %s, %d failed closed; released once",
+		node, presses-failed, s.fire.FireID, failed)
 	t.Log(row.Note)
 }
