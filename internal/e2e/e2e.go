@@ -307,6 +307,18 @@ func (p *Proc) signalAndWait(sig syscall.Signal, wait time.Duration) bool {
 	}
 }
 
+// Signal sends sig to the current run (e.g. SIGSTOP to freeze it, SIGCONT
+// to let it go on) without waiting.
+func (p *Proc) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("e2e: %s not started", p.Name)
+	}
+	return cmd.Process.Signal(sig)
+}
+
 // Restart stops the process if it runs and starts it again with the same
 // binary, arguments and environment; output appends to the same log.
 func (p *Proc) Restart() {

@@ -3,19 +3,32 @@
 package fault_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"sigs.k8s.io/yaml"
+
 	"github.com/owlpost/owlpost/internal/e2e"
 	"github.com/owlpost/owlpost/internal/fault"
+	"github.com/owlpost/owlpost/internal/planner"
 	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/pushsim"
+	"github.com/owlpost/owlpost/internal/sender"
+	"github.com/owlpost/owlpost/internal/wire"
 )
 
 // The fleet cases send with several instances per stage and move
@@ -197,6 +210,8 @@ func TestFleetScaleIOS(t *testing.T) {
 	ios := int64(s.manifest.IOSTokens)
 	s.waitSim(time.Minute, "20% of iOS accepted", func(st pushsim.Stats) bool { return st.ByPlatform["ios"] >= ios/5 })
 
+	keda := s.kedaDecision(push.IOS, 1)
+	t.Logf("KEDA at 20%%: %s", keda)
 	up := event{name: "iOS senders 1->4 (3 started)", platform: push.IOS, start: time.Now()}
 	for i := 2; i <= 4; i++ {
 		s.startSender(push.IOS, i)
@@ -219,8 +234,8 @@ func TestFleetScaleIOS(t *testing.T) {
 	s.waitAllBatches()
 	s.result(row, outcome{})
 	worst := s.stalls(row, []event{up, down})
-	row.Note = fmt.Sprintf("scaled in at %d/%d iOS accepted; largest stall %.2f s; %s",
-		atDown.ByPlatform["ios"], ios, worst.Seconds(), groupSettings())
+	row.Note = fmt.Sprintf("%s; scaled in at %d/%d iOS accepted; largest stall %.2f s; %s",
+		keda, atDown.ByPlatform["ios"], ios, worst.Seconds(), groupSettings())
 	if atDown.ByPlatform["ios"] >= ios {
 		t.Errorf("the scale-in came after the iOS send (%d of %d)", atDown.ByPlatform["ios"], ios)
 	}
@@ -229,4 +244,305 @@ func TestFleetScaleIOS(t *testing.T) {
 			t.Errorf("%s did not exit cleanly on SIGTERM:\n%s", name, s.procs[name].Tail(10))
 		}
 	}
+}
+
+// TestFleetSenderFrozen: one of two iOS senders is frozen with SIGSTOP for
+// longer than its claim lease and its group session (12 s > 2 s, 10 s),
+// then continued. Its partitions and its claimed batch move to the other
+// sender, which takes the batch over; the frozen one, continued, finds
+// its lease lost and stops sending that batch. The only case that may
+// duplicate: what it sent between SIGCONT and noticing, bounded by its
+// in-flight batch, all under the collapse id.
+func TestFleetSenderFrozen(t *testing.T) {
+	row := newRow(t, "fleet: an iOS sender frozen (SIGSTOP) 12 s, longer than its 2 s lease, then continued")
+	s := newStack(t, fleetOpts(opts{iosSenders: 2, claimLease: 2 * time.Second}))
+	s.row = row
+	s.define(spec(13), campaignSpec{})
+	s.prepare()
+	s.press()
+	total := int64(s.manifest.Tokens())
+	s.waitSim(time.Minute, "20% accepted", func(st pushsim.Stats) bool { return st.Accepted >= total/5 })
+	frozen := s.procs[senderName(push.IOS, 1)]
+	ev := event{name: "SIGSTOP " + frozen.Name + " 12 s, SIGCONT", platform: push.IOS, start: time.Now()}
+	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(12 * time.Second)
+	if err := frozen.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	ev.end = time.Now().Add(settle)
+	atCont := s.mustSimStats(s.collapse)
+	s.waitAllBatches()
+	bound := int64(s.o.inFlight * s.o.iosBatch)
+	s.result(row, outcome{maxDuplicates: bound})
+	worst := s.stalls(row, []event{ev})
+	lost := strings.Count(frozen.Output(), "batch lease lost")
+	row.Note = fmt.Sprintf("continued at %d/%d accepted; the frozen sender found %d batch lease(s) lost and dropped them; duplicates <= its in-flight batch (%d); stall %.2f s; %s",
+		atCont.Accepted, total, lost, bound, worst.Seconds(), groupSettings())
+	if lost == 0 {
+		t.Errorf("the frozen sender never reported a lost lease after SIGCONT:\n%s", frozen.Tail(20))
+	}
+	if atCont.Accepted >= total {
+		t.Errorf("the freeze ended after the campaign (%d of %d)", atCont.Accepted, total)
+	}
+}
+
+// TestFleetTwoPlanners: two planners plan the same campaign at once. The
+// per-campaign transactional id fences one of them (or they run one after
+// the other): the catalog holds one complete plan whose counts match the
+// audience exactly, and the campaign sends every token once.
+func TestFleetTwoPlanners(t *testing.T) {
+	row := newRow(t, "fleet: two planners plan the same campaign at once")
+	s := newStack(t, opts{})
+	s.row = row
+	s.define(spec(14), campaignSpec{}) // a first plan, so the campaign exists
+	first := s.manifest.Generation
+
+	type res struct {
+		m   *wire.Manifest
+		err error
+	}
+	out := make([]res, 2)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range out {
+		pl, err := planner.New(s.cfg, planner.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pl.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out[i].m, out[i].err = pl.Plan(s.ctx, s.id, fmt.Sprintf("planner-%d", i+1), nil)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	var ok []string
+	for i, r := range out {
+		if r.err != nil {
+			t.Logf("planner-%d: %v", i+1, r.err)
+			continue
+		}
+		ok = append(ok, fmt.Sprintf("planner-%d generation %d", i+1, r.m.Generation))
+		if int64(r.m.IOSTokens) != s.counts.IOS || int64(r.m.AndroidTokens) != s.counts.Android {
+			t.Errorf("planner-%d planned %d+%d tokens, the audience has %d+%d", i+1, r.m.IOSTokens, r.m.AndroidTokens, s.counts.IOS, s.counts.Android)
+		}
+	}
+	if len(ok) == 0 {
+		t.Fatal("neither planner finished")
+	}
+	m, err := s.cat.Manifest(s.ctx, s.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Generation <= first || int64(m.IOSTokens) != s.counts.IOS || int64(m.AndroidTokens) != s.counts.Android {
+		t.Fatalf("catalog plan: generation %d (first %d), %d+%d tokens; audience %d+%d", m.Generation, first, m.IOSTokens, m.AndroidTokens, s.counts.IOS, s.counts.Android)
+	}
+	s.manifest = m
+	s.prepare()
+	s.press()
+	s.waitAllBatches()
+	s.result(row, outcome{})
+	row.Note = fmt.Sprintf("finished: %s; the catalog holds generation %d, exact counts; sent once", strings.Join(ok, ", "), m.Generation)
+}
+
+// kedaDecision computes what the sender-apns/sender-fcm ScaledObject
+// (deploy/k8s/components/keda) would decide from the group's real lag, as
+// scraped from the running sender's /metrics: KEDA's kafka scaler targets
+// lagThreshold records per replica, so desired = ceil(total lag /
+// lagThreshold), at least minReplicaCount, at most maxReplicaCount and the
+// partition count (allowIdleConsumers false). It fails the case when the
+// backlog does not call for more than current replicas: the campaign is
+// sending with a backlog, so the decision must be to scale out.
+func (s *stack) kedaDecision(p push.Platform, current int) string {
+	t := s.t
+	t.Helper()
+	threshold, minR, maxR := kedaSettings(t, p)
+	group := s.cfg.Sender.Group
+	if group == "" {
+		group = sender.DefaultGroup
+	}
+	group += "-" + string(p)
+	topic := s.cfg.Topics.SendIOS
+	if p == push.Android {
+		topic = s.cfg.Topics.SendAndroid
+	}
+	lag := -1.0
+	e2e.WaitFor(t, 30*time.Second, func() error {
+		v, err := scrape(s.metrics[senderName(p, 1)], "owlpost_kafka_consumergroup_lag_sum",
+			map[string]string{"group": group, "topic": topic})
+		if err != nil {
+			return err
+		}
+		lag = v
+		return nil
+	})
+	desired := int(math.Ceil(lag / float64(threshold)))
+	desired = max(desired, minR)
+	desired = min(desired, maxR, int(s.cfg.Topics.SendPartitions))
+	if desired <= current {
+		t.Errorf("KEDA would keep %d replicas at a lag of %.0f records (threshold %d): no scale-out for a campaign with a backlog", desired, lag, threshold)
+	}
+	return fmt.Sprintf("KEDA decision from the group's lag: ceil(%.0f records / lagThreshold %d) bounded by [%d, min(%d, %d partitions)] = %d replicas",
+		lag, threshold, minR, maxR, s.cfg.Topics.SendPartitions, desired)
+}
+
+// kedaSettings reads lagThreshold, minReplicaCount and maxReplicaCount of
+// the platform's ScaledObject from deploy/k8s/components/keda.
+func kedaSettings(t *testing.T, p push.Platform) (threshold, minR, maxR int) {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/k8s/components/keda/scaledobjects.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "sender-apns"
+	if p == push.Android {
+		name = "sender-fcm"
+	}
+	for _, doc := range strings.Split(string(b), "\n---") {
+		var so struct {
+			Metadata struct{ Name string }
+			Spec     struct {
+				MinReplicaCount int `json:"minReplicaCount"`
+				MaxReplicaCount int `json:"maxReplicaCount"`
+				Triggers        []struct {
+					Type     string
+					Metadata map[string]string
+				}
+			}
+		}
+		if err := yaml.Unmarshal([]byte(doc), &so); err != nil {
+			t.Fatal(err)
+		}
+		if so.Metadata.Name != name {
+			continue
+		}
+		for _, tr := range so.Spec.Triggers {
+			if tr.Type == "kafka" {
+				if threshold, err = strconv.Atoi(tr.Metadata["lagThreshold"]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return threshold, so.Spec.MinReplicaCount, so.Spec.MaxReplicaCount
+	}
+	t.Fatalf("no ScaledObject %s", name)
+	return
+}
+
+// scrape reads one sample of a metric from a process's /metrics.
+func scrape(addr, name string, labels map[string]string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	fam, ok := fams[name]
+	if !ok {
+		return 0, fmt.Errorf("%s: no %s", addr, name)
+	}
+next:
+	for _, m := range fam.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		return m.GetGauge().GetValue(), nil
+	}
+	return 0, fmt.Errorf("%s: no %s%v", addr, name, labels)
+}
+
+// TestFleetPressesTwoReplicas: two control API replicas (bin/owlctl serve);
+// 50 owlctl processes press GO through the API at once, 25 on each
+// replica. Exactly one press fires; the 49 others are told "already fired"
+// with the same fire id, whichever replica they reached.
+func TestFleetPressesTwoReplicas(t *testing.T) {
+	row := newRow(t, "fleet: 50 presses split between two control API replicas")
+	s := newStack(t, opts{})
+	s.row = row
+	s.define(spec(15), campaignSpec{})
+	s.prepare()
+	const token = "fault-suite-control-token"
+	var urls []string
+	for i := 1; i <= 2; i++ {
+		name, addr := fmt.Sprintf("control-%d", i), e2e.FreeAddr(t)
+		s.metrics[name] = e2e.FreeAddr(t)
+		s.procs[name] = e2e.Start(t, e2e.Spec{Name: name, Binary: filepath.Join(s.bin, "owlctl"), Config: s.cfgFile,
+			Args: []string{"serve"}, Env: []string{e2e.Env("instance_id", name), e2e.Env("metrics.addr", s.metrics[name]),
+				e2e.Env("control.addr", addr), e2e.Env("control.token", token)}})
+		urls = append(urls, "http://"+addr)
+		e2e.WaitFor(t, readyTimeout, func() error {
+			resp, err := http.Get("http://" + addr + "/v1/openapi.json")
+			if err != nil {
+				return err
+			}
+			_ = resp.Body.Close()
+			return nil
+		})
+	}
+
+	const presses = 50
+	type press struct {
+		code int
+		out  string
+	}
+	res := make([]press, presses)
+	ctx, cancel := context.WithTimeout(s.ctx, 3*time.Minute)
+	defer cancel()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range presses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env := []string{e2e.Env("control.url", urls[i%2]), e2e.Env("control.token", token)}
+			<-start
+			code, out := s.owlctlEnv(ctx, env, "fire", s.id, "--yes", "--via-api")
+			res[i] = press{code, out}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	idRe := regexp.MustCompile(`fire id (\S+)`)
+	won, lost := [2]int{}, [2]int{}
+	ids := map[string]int{}
+	for i, p := range res {
+		if m := idRe.FindStringSubmatch(p.out); m != nil {
+			ids[m[1]]++
+		}
+		switch {
+		case p.code == 0:
+			won[i%2]++
+		case p.code == 3:
+			lost[i%2]++
+		default:
+			t.Errorf("press %d (replica %d): exit %d: %s", i, i%2+1, p.code, p.out)
+		}
+	}
+	if won[0]+won[1] != 1 || lost[0]+lost[1] != presses-1 || len(ids) != 1 {
+		t.Fatalf("want 1 win and %d already fired naming one fire id; got wins %v, already fired %v, fire ids %v (e.g. %q)",
+			presses-1, won, lost, ids, res[0].out)
+	}
+	s.loadFire()
+	if ids[s.fire.FireID] != presses {
+		t.Errorf("presses name fire ids %v, the guard's winner is %s", ids, s.fire.FireID)
+	}
+	s.waitAllBatches()
+	s.result(row, outcome{})
+	row.Note = fmt.Sprintf("replica 1: %d fired, %d already fired; replica 2: %d fired, %d already fired; all naming fire id %s",
+		won[0], lost[0], won[1], lost[1], s.fire.FireID)
 }

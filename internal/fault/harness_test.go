@@ -342,8 +342,13 @@ func (s *stack) prepare() {
 // owlctl runs bin/owlctl with the case's config and returns its exit code
 // and combined output.
 func (s *stack) owlctl(ctx context.Context, args ...string) (int, string) {
+	return s.owlctlEnv(ctx, nil, args...)
+}
+
+// owlctlEnv is owlctl with extra environment entries (see e2e.Env).
+func (s *stack) owlctlEnv(ctx context.Context, env []string, args ...string) (int, string) {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "owlctl"), args...)
-	cmd.Env = append(os.Environ(), "OWLPOST_CONFIG="+s.cfgFile, "OWLPOST_LOG_LEVEL=warn")
+	cmd.Env = append(append(os.Environ(), "OWLPOST_CONFIG="+s.cfgFile, "OWLPOST_LOG_LEVEL=warn"), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
