@@ -247,14 +247,14 @@ func TestFleetScaleIOS(t *testing.T) {
 }
 
 // TestFleetSenderFrozen: one of two iOS senders is frozen with SIGSTOP for
-// longer than its claim lease and its group session (12 s > 2 s, 10 s),
-// then continued. Its partitions and its claimed batch move to the other
+// longer than its claim lease and its group session (2 s, 10 s): until the
+// other sender has taken over the batch it held; then it is continued. Its partitions and its claimed batch move to the other
 // sender, which takes the batch over; the frozen one, continued, finds
 // its lease lost and stops sending that batch. The only case that may
 // duplicate: what it sent between SIGCONT and noticing, bounded by its
 // in-flight batch, all under the collapse id.
 func TestFleetSenderFrozen(t *testing.T) {
-	row := newRow(t, "fleet: an iOS sender frozen (SIGSTOP) 12 s, longer than its 2 s lease, then continued")
+	row := newRow(t, "fleet: an iOS sender frozen (SIGSTOP) until its batch was taken over (> 2 s lease, > 10 s session), then continued")
 	s := newStack(t, fleetOpts(opts{iosSenders: 2, claimLease: 2 * time.Second}))
 	s.row = row
 	s.define(spec(13), campaignSpec{})
@@ -263,11 +263,29 @@ func TestFleetSenderFrozen(t *testing.T) {
 	total := int64(s.manifest.Tokens())
 	s.waitSim(time.Minute, "20% accepted", func(st pushsim.Stats) bool { return st.Accepted >= total/5 })
 	frozen := s.procs[senderName(push.IOS, 1)]
-	ev := event{name: "SIGSTOP " + frozen.Name + " 12 s, SIGCONT", platform: push.IOS, start: time.Now()}
+	ev := event{name: "SIGSTOP " + frozen.Name + " until its batch was taken over, SIGCONT", platform: push.IOS, start: time.Now()}
 	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(12 * time.Second)
+	// The batches the frozen sender holds; it stays frozen until the other
+	// sender has taken every one of them over (claimed or finished it),
+	// which needs its partitions to move (the 10 s session) and the lease
+	// to expire.
+	held := s.claimsOf(frozen.Name + "/")
+	if len(held) == 0 {
+		t.Fatalf("the frozen sender held no batch claim")
+	}
+	e2e.WaitFor(t, 2*time.Minute, func() error {
+		for _, k := range held {
+			owner, _ := s.rdb.Get(s.ctx, k).Result()
+			done, _ := s.rdb.Exists(s.ctx, strings.Replace(k, ":claim:", ":done:", 1)).Result()
+			if strings.HasPrefix(owner, frozen.Name+"/") || (owner == "" && done == 0) {
+				return fmt.Errorf("batch %s not taken over yet", k)
+			}
+		}
+		return nil
+	})
+	t.Logf("frozen %s; its %d batch(es) taken over by the other sender", time.Since(ev.start).Round(100*time.Millisecond), len(held))
 	if err := frozen.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -545,4 +563,17 @@ func TestFleetPressesTwoReplicas(t *testing.T) {
 	s.result(row, outcome{})
 	row.Note = fmt.Sprintf("replica 1: %d fired, %d already fired; replica 2: %d fired, %d already fired; all naming fire id %s",
 		won[0], lost[0], won[1], lost[1], s.fire.FireID)
+}
+
+// claimsOf lists the guard's batch claim keys whose owner starts with
+// prefix (an instance id and "/"): the batches that sender holds now.
+func (s *stack) claimsOf(prefix string) []string {
+	var keys []string
+	iter := s.rdb.Scan(s.ctx, 0, s.cfg.Redis.Prefix+":claim:*", 1000).Iterator()
+	for iter.Next(s.ctx) {
+		if v, err := s.rdb.Get(s.ctx, iter.Val()).Result(); err == nil && strings.HasPrefix(v, prefix) {
+			keys = append(keys, iter.Val())
+		}
+	}
+	return keys
 }
