@@ -14,6 +14,7 @@ import (
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/report"
+	"github.com/owlpost/owlpost/internal/retry"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -137,7 +138,7 @@ func runPipeline(ctx context.Context, cfg *config.Config, o Options, dir string,
 	// in the same second. Without it the press lands while the fanouts are
 	// still digesting what they just loaded (GC of the fetch buffers, status
 	// publishing) and the trigger latency measures that instead.
-	if !sleepCtx(ctx, holdBeforeFire) {
+	if !retry.Sleep(ctx, holdBeforeFire) {
 		return nil, ctx.Err()
 	}
 
@@ -293,12 +294,3 @@ func devstackPid(stateDir, svc string) (int, bool) {
 
 // holdBeforeFire is the pause between "ready to fire" and the press.
 const holdBeforeFire = 3 * time.Second
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}

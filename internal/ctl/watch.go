@@ -15,6 +15,7 @@ import (
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/report"
+	"github.com/owlpost/owlpost/internal/retry"
 	"github.com/owlpost/owlpost/internal/sender"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -41,8 +42,8 @@ func watch(ctx context.Context, env *Env, cfg *config.Config, svc *control.Servi
 		} else {
 			fmt.Fprintf(env.Out, "%s %s: not fired yet (state %s)\n", time.Now().Format("15:04:05"), id, st.State)
 		}
-		if err := sleepCtx(ctx, time.Second); err != nil {
-			return err
+		if !retry.Sleep(ctx, time.Second) {
+			return ctx.Err()
 		}
 	}
 	var planned uint64
@@ -161,15 +162,6 @@ func msText(ms uint32) string {
 		return fmt.Sprintf("%.2fs", float64(ms)/1000)
 	}
 	return fmt.Sprintf("%dms", ms)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
 
 func isTTY(w io.Writer) bool {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/retry"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -27,7 +28,7 @@ func (s *Stage) readControl(ctx context.Context) error {
 			break
 		}
 		s.log.Warn("fanout: control topic end offsets, retrying", "err", err)
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 	}
@@ -207,7 +208,7 @@ func (s *Stage) verifyFire(ctx context.Context, cs *campState, c wire.Control, t
 		}
 		s.log.Warn("fanout: cannot verify trigger against the guard, retrying (nothing is released until it is verified)",
 			"campaign", c.Campaign, "fire_id", c.FireID, "err", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			finish("")
 			return
 		}
@@ -266,16 +267,4 @@ func (s *Stage) checkGuard(ctx context.Context, campaign string) guardAnswer {
 	g.rec, g.fired, g.fireErr = s.guard.FireOf(ctx, campaign)
 	<-done
 	return g
-}
-
-// sleep waits d or until ctx is done; false means ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

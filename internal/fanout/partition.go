@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/retry"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -198,7 +199,7 @@ func (s *Stage) runPartition(p *partition) {
 			break
 		}
 		s.log.Warn("fanout: partition init, retrying", "partition", p.id, "err", err)
-		if !sleep(p.ctx, backoff) {
+		if !retry.Sleep(p.ctx, backoff) {
 			return
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/retry"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -84,7 +85,7 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 			ms, err := s.readMarkers(p.ctx, p.id)
 			if err != nil {
 				_ = p.prod.EndTransaction(context.Background(), kgo.TryAbort)
-				if !sleep(p.ctx, time.Second) {
+				if !retry.Sleep(p.ctx, time.Second) {
 					return mk, p.ctx.Err()
 				}
 				continue
@@ -119,7 +120,7 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 			}
 			s.log.Warn("fanout: release transaction failed, retrying", "campaign", campaign, "partition", p.id, "attempt", attempts, "err", err)
 			dirty = true
-			if !sleep(p.ctx, time.Duration(attempts)*100*time.Millisecond) {
+			if !retry.Sleep(p.ctx, time.Duration(attempts)*100*time.Millisecond) {
 				return mk, p.ctx.Err()
 			}
 			continue
@@ -200,7 +201,7 @@ func abortTxn(p *partition) error {
 		if err == nil || fenced(err) || p.ctx.Err() != nil {
 			return err
 		}
-		if !sleep(p.ctx, time.Duration(i+1)*time.Second) {
+		if !retry.Sleep(p.ctx, time.Duration(i+1)*time.Second) {
 			return err
 		}
 	}

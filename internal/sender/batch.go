@@ -14,6 +14,7 @@ import (
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/retry"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -81,7 +82,7 @@ func (s *Stage) handle(ctx context.Context, r *kgo.Record) error {
 			return ctx.Err()
 		}
 		s.log.Warn("campaign not loaded; retrying", "campaign", b.Campaign, "err", err)
-		if !sleep(ctx, jitter(backoff(s.cfg.Sender.RetryBase, s.cfg.Sender.RetryMax, attempt))) {
+		if !retry.Sleep(ctx, jitter(backoff(s.cfg.Sender.RetryBase, s.cfg.Sender.RetryMax, attempt))) {
 			return ctx.Err()
 		}
 	}
@@ -163,7 +164,7 @@ func (s *Stage) claim(ctx context.Context, key, fireID, owner string) (guard.Cla
 		if time.Since(heldSince) > lease+lease/10 {
 			return guard.ClaimHeld, nil
 		}
-		if !sleep(ctx, min(lease/10, 500*time.Millisecond)) {
+		if !retry.Sleep(ctx, min(lease/10, 500*time.Millisecond)) {
 			return 0, ctx.Err()
 		}
 	}
@@ -521,7 +522,7 @@ func (run *batchRun) rounds(ctx context.Context, pending []int) error {
 			run.count(outcomeExpired, len(pending))
 			return nil
 		}
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
@@ -554,7 +555,7 @@ func (run *batchRun) takeRate(ctx context.Context, rate, n int) error {
 			return err
 		}
 		n -= got
-		if n > 0 && !sleep(ctx, max(wait, time.Millisecond)) {
+		if n > 0 && !retry.Sleep(ctx, max(wait, time.Millisecond)) {
 			return ctx.Err()
 		}
 	}

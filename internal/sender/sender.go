@@ -24,6 +24,7 @@ import (
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/metrics"
 	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/retry"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -336,7 +337,7 @@ func (s *Stage) prepare(ctx context.Context) error {
 		}
 		s.log.Warn("prepare failed; retrying", "err", err, "attempt", attempt+1)
 		s.publishStatus("")
-		if !sleep(ctx, jitter(backoff(s.cfg.Sender.RetryBase, s.cfg.Sender.RetryMax, attempt))) {
+		if !retry.Sleep(ctx, jitter(backoff(s.cfg.Sender.RetryBase, s.cfg.Sender.RetryMax, attempt))) {
 			return ctx.Err()
 		}
 	}
@@ -695,7 +696,7 @@ func (s *Stage) retryRedis(ctx context.Context, op string, f func() error) error
 		if attempt == 0 || attempt%20 == 0 {
 			s.log.Warn("redis unavailable; waiting", "op", op, "err", err, "attempt", attempt+1)
 		}
-		if !sleep(ctx, jitter(wait)) {
+		if !retry.Sleep(ctx, jitter(wait)) {
 			return ctx.Err()
 		}
 		wait = min(2*wait, redisBackoffCap)
@@ -721,19 +722,4 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return rand.N(d)
-}
-
-// sleep waits d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
