@@ -661,7 +661,6 @@ func (r *planRun) writeBatches(ctx context.Context, tcl *kgo.Client, pl *planned
 					}
 					return uint16(scratch[g])
 				}
-				var size int
 				if j < int(m.IOSBatches) {
 					b.Platform, b.Seq = push.IOS, uint32(j)
 					first, n := iosSplit.start(j), iosSplit.size(j)
@@ -680,7 +679,6 @@ func (r *planRun) writeBatches(ctx context.Context, tcl *kgo.Client, pl *planned
 					for k := range b.Tokens {
 						b.Tokens[k].Token = hs[64*k : 64*k+64]
 					}
-					size = 16 + len(r.id) + n*34
 				} else {
 					b.Platform, b.Seq = push.Android, uint32(j-int(m.IOSBatches))
 					first, n := andSplit.start(int(b.Seq)), andSplit.size(int(b.Seq))
@@ -693,17 +691,12 @@ func (r *planRun) writeBatches(ctx context.Context, tcl *kgo.Client, pl *planned
 						c.i++
 						b.Tokens = append(b.Tokens, wire.Token{Token: tokenAt(pl.andArena[c.seg], e.pos, e.n),
 							Locale: localLoc(e.loc)})
-						size += int(e.n) + 4
 					}
-					size += 16 + len(r.id)
-				}
-				for _, l := range b.Locales {
-					size += len(l) + 2
 				}
 				for _, g := range used {
 					scratch[g] = -1
 				}
-				val, err := wire.EncodeBatch(make([]byte, 0, size), b)
+				val, err := wire.EncodeBatch(make([]byte, 0, wire.EncodedSize(b)), b)
 				if err != nil {
 					errc <- err
 					r.fail(err)

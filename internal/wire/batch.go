@@ -239,3 +239,31 @@ func (r *reader) string() string {
 	n := r.count(1)
 	return string(r.bytes(n))
 }
+
+// EncodedSize is the length of EncodeBatch's output for b (b valid).
+func EncodedSize(b *Batch) int {
+	n := 4 + stringSize(b.Campaign) + uvarintSize(b.Generation) + uvarintSize(uint64(b.Seq)) +
+		uvarintSize(uint64(len(b.Locales))) + uvarintSize(uint64(len(b.Tokens)))
+	for _, l := range b.Locales {
+		n += stringSize(l)
+	}
+	for _, t := range b.Tokens {
+		n += uvarintSize(uint64(t.Locale))
+		if b.Platform == push.IOS {
+			n += iosTokenBytes
+		} else {
+			n += stringSize(t.Token)
+		}
+	}
+	return n
+}
+
+func stringSize(s string) int { return uvarintSize(uint64(len(s))) + len(s) }
+
+func uvarintSize(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}

@@ -319,3 +319,21 @@ func TestStateValues(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedSize: EncodedSize is the exact length EncodeBatch produces,
+// across platforms, batch sizes and varint widths.
+func TestEncodedSize(t *testing.T) {
+	for _, p := range []push.Platform{push.IOS, push.Android} {
+		for _, n := range []int{0, 1, 127, 128, 500} {
+			b := sampleBatch(p, n)
+			b.Generation, b.Seq = uint64(n)<<20, uint32(n)*1000
+			enc, err := EncodeBatch(nil, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := EncodedSize(b); got != len(enc) {
+				t.Errorf("%s, %d tokens: EncodedSize %d, encoded %d bytes", p, n, got, len(enc))
+			}
+		}
+	}
+}
