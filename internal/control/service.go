@@ -96,11 +96,32 @@ func (e *NotReadyError) Unwrap() error { return ErrNotReady }
 // FreshFor is how recent a readiness report must be to count.
 const FreshFor = 15 * time.Second
 
+// Guard is what control needs of the Redis guard (guard.Guard). Every call
+// fails with guard.ErrUnavailable while Redis does not answer: the caller
+// fails closed.
+type Guard interface {
+	// Fire records rec as the campaign's fire if none happened yet and
+	// returns the winning record and whether rec won; guard.ErrAborted for an
+	// aborted campaign, guard.ErrNotConfirmed when the winner is not
+	// confirmed on the replicas asked for.
+	Fire(ctx context.Context, campaign string, rec guard.FireRecord) (guard.FireRecord, bool, error)
+	// FireOf returns the campaign's fire record, if it fired.
+	FireOf(ctx context.Context, campaign string) (guard.FireRecord, bool, error)
+	// Restore writes rec, the first fire in the control log, as the
+	// campaign's fire record, replacing what the guard holds.
+	Restore(ctx context.Context, campaign string, rec guard.FireRecord) error
+	// Abort records the campaign's abort (the first one is kept) and
+	// returns it.
+	Abort(ctx context.Context, campaign string, rec guard.AbortRecord) (guard.AbortRecord, error)
+	// Aborted returns the campaign's abort record, if it was aborted.
+	Aborted(ctx context.Context, campaign string) (guard.AbortRecord, bool, error)
+}
+
 // Deps are the clients the Service uses.
 type Deps struct {
 	// Kafka produces control records and answers admin requests.
 	Kafka *kgo.Client
-	Guard *guard.Guard
+	Guard Guard
 	Log   *slog.Logger
 	// Registry receives the control metrics (nil: not registered).
 	Registry prometheus.Registerer
@@ -116,7 +137,7 @@ type Service struct {
 	adm     *kadm.Client
 	opts    []kgo.Opt
 	cat     *catalog.Catalog
-	guard   *guard.Guard
+	guard   Guard
 	log     *slog.Logger
 	now     func() time.Time
 	presses *prometheus.CounterVec

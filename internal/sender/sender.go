@@ -54,12 +54,38 @@ const (
 // must be longer (deploy/k8s; internal/deploytest checks it).
 const ShutdownTimeout = drainGrace + handBackWait + commitTimeout + flushTimeout + commitTimeout
 
+// Guard is what the sender needs of the Redis guard (guard.Guard). Every
+// call fails with guard.ErrUnavailable while Redis does not answer; the
+// lease-checked ones (Renew, Ack, Done, Release) with guard.ErrLeaseLost
+// once owner no longer holds the batch's claim.
+type Guard interface {
+	// Claim takes the batch (batchKey, fireID) for owner with a lease.
+	Claim(ctx context.Context, batchKey, fireID, owner string, lease time.Duration) (guard.ClaimState, error)
+	// Renew extends owner's lease.
+	Renew(ctx context.Context, batchKey, fireID, owner string, lease time.Duration) error
+	// Ack stores the batch's answered tokens (guard.Answers.Encode).
+	Ack(ctx context.Context, batchKey, fireID, owner string, bitmap []byte) error
+	// Acked returns the stored answers (nil if none), for a takeover.
+	Acked(ctx context.Context, batchKey, fireID string) ([]byte, error)
+	// Done marks the batch finished; later deliveries are skipped.
+	Done(ctx context.Context, batchKey, fireID, owner string) error
+	// Release hands back owner's claim before its lease ends (Ack first).
+	Release(ctx context.Context, batchKey, fireID, owner string) error
+	// Take asks the campaign's token bucket for n sends; it returns how many
+	// were granted and, if fewer, how long until the rest could be.
+	Take(ctx context.Context, campaign, platform string, rate, burst, n int) (int, time.Duration, error)
+	// Aborted returns the campaign's abort record, if it was aborted.
+	Aborted(ctx context.Context, campaign string) (guard.AbortRecord, bool, error)
+	// Warm loads the scripts and opens up to conns connections.
+	Warm(ctx context.Context, conns int) error
+}
+
 // Deps are the clients a Stage uses; the caller owns them and closes them
 // after Close.
 type Deps struct {
 	Registry *prometheus.Registry
 	Log      *slog.Logger
-	Guard    *guard.Guard
+	Guard    Guard
 	// Push is the adapter of cfg.Sender.Platform.
 	Push push.Sender
 }
@@ -69,7 +95,7 @@ type Deps struct {
 type Stage struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	guard    *guard.Guard
+	guard    Guard
 	push     push.Sender
 	platform push.Platform
 	role     string
