@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/owlpost/owlpost/internal/config"
-	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/metrics"
 )
 
@@ -41,7 +40,7 @@ func NewClient(cfg *config.Config) (redis.UniversalClient, error) {
 	var tc *tls.Config
 	if r.TLS.Enabled {
 		var err error
-		if tc, err = kafka.TLSConfig(r.TLS); err != nil {
+		if tc, err = r.TLS.Client(); err != nil {
 			return nil, fmt.Errorf("guard: redis %w", err)
 		}
 	}

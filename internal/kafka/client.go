@@ -1,10 +1,7 @@
 package kafka
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -40,7 +37,7 @@ func Opts(cfg *config.Config) ([]kgo.Opt, error) {
 		kgo.WithLogger(newClientLogger(cfg)),
 	}
 	if k.TLS.Enabled {
-		tc, err := TLSConfig(k.TLS)
+		tc, err := k.TLS.Client()
 		if err != nil {
 			return nil, fmt.Errorf("kafka: %w", err)
 		}
@@ -71,31 +68,6 @@ func NewClient(cfg *config.Config, extra ...kgo.Opt) (*kgo.Client, error) {
 		return nil, fmt.Errorf("kafka: new client: %w", err)
 	}
 	return cl, nil
-}
-
-// TLSConfig builds a client TLS config (shared with Redis).
-func TLSConfig(c config.TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // explicit opt-in
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca_file %s: no PEM certificates", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			// LoadX509KeyPair errors do not include key material.
-			return nil, fmt.Errorf("tls cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // Headers converts wire headers to record headers.
