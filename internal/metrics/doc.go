@@ -5,7 +5,9 @@
 // Naming: owlpost_<stage>_<what>_<unit|total>, dimensions in labels. Every
 // metric of the project is listed here; stages define their own collectors
 // next to the code that updates them and register them on the injected
-// registry.
+// registry with Register, which hands back the collector already registered
+// when two stages of one process share the registry, so every increment is
+// exported.
 //
 // Shared (this package):
 //

@@ -13,7 +13,7 @@
 //	owlpost.plans         compact  campaign id                 Manifest (JSON): generation, counts per partition/platform, checksum, audience end offsets read
 //	owlpost.batches       compact  BatchKey "c/ios/000042"     Batch (binary, below); tombstone = removed by a re-plan
 //	owlpost.control       delete   campaign id                 Control (JSON): plan, prepare, proof, fire, abort requests; define, refused audit lines; the audit log
-//	owlpost.status        compact  StatusKey "c/role/instance" Status (JSON): readiness and progress per instance
+//	owlpost.status        compact  StatusKey "c/role/instance" Status (JSON): readiness and progress per instance; State is one of the State constants
 //	owlpost.send.ios      delete   BatchKey                    Batch bytes as in owlpost.batches + Fire headers (a send task)
 //	owlpost.send.android  delete   BatchKey                    same, Android
 //	owlpost.results       delete   BatchKey                    Result (JSON): counts by outcome, accept offsets from fire, released/started/finished times
