@@ -68,7 +68,7 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	for _, s := range []wire.Status{
-		{Campaign: def.ID, Role: wire.RoleFanout, Instance: "f1", State: "ready", Generation: 1, ManifestMatch: true,
+		{Campaign: def.ID, Role: wire.RoleFanout, Instance: "f1", State: wire.StateReady, Generation: 1, ManifestMatch: true,
 			Partitions: []int32{0}, Batches: 1, Tokens: 10, At: time.Now()},
 		{Role: wire.RoleSenderIOS, Instance: "s1", Connected: true, At: time.Now()},
 	} {

@@ -74,6 +74,9 @@ type Guard interface {
 	// Take asks the campaign's token bucket for n sends; it returns how many
 	// were granted and, if fewer, how long until the rest could be.
 	Take(ctx context.Context, campaign, platform string, rate, burst, n int) (int, time.Duration, error)
+	// FireOf returns the campaign's fire record, if it fired (Restored when
+	// control rewrote a lost one).
+	FireOf(ctx context.Context, campaign string) (guard.FireRecord, bool, error)
 	// Aborted returns the campaign's abort record, if it was aborted.
 	Aborted(ctx context.Context, campaign string) (guard.AbortRecord, bool, error)
 	// Warm loads the scripts and opens up to conns connections.

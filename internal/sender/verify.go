@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/retry"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -86,7 +87,7 @@ func (s *Stage) checkFire(ctx context.Context, campaign string) (*fireCheck, err
 		}
 		s.log.Warn("fire check: cannot read the control log or the results topic; waiting (nothing of the campaign is sent meanwhile)",
 			"campaign", campaign, "err", err)
-		if !sleep(ctx, jitter(backoff(s.cfg.Sender.RetryBase, s.cfg.Sender.RetryMax, attempt))) {
+		if !retry.Sleep(ctx, jitter(backoff(s.cfg.Sender.RetryBase, s.cfg.Sender.RetryMax, attempt))) {
 			return nil, ctx.Err()
 		}
 	}
