@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/metrics"
@@ -189,38 +190,102 @@ func (ps *partState) locale(l []byte) (uint16, error) {
 	return i, nil
 }
 
+// plan is one plan, in the steps of the package doc: load the campaign and
+// the previous manifest (1), read the audience snapshot, routing bad records
+// to the rejects topic (2, 3), merge and de-duplicate it (4), write the
+// batches (5), the tombstones (6) and the manifest (7) in one transaction,
+// commit, wait until readers see the plan, and count it in the metrics.
 func (r *planRun) plan(ctx context.Context) (*wire.Manifest, error) {
-	s, cfg := r.s, r.s.cfg
 	r.phase.Store("reading")
-	def, err := s.cat.Campaign(ctx, r.id)
+	def, prev, err := r.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	prev, err := s.cat.Manifest(ctx, r.id)
+	parts, err := r.topicPartitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tcl, err := r.transaction()
+	if err != nil {
+		return nil, err
+	}
+	defer tcl.Close()
+	committed := false
+	defer func() {
+		if !committed {
+			r.abort(tcl)
+		}
+	}()
+	ends, err := r.readAudience(ctx, tcl, def, parts[r.s.cfg.Topics.Rejects])
+	if err != nil {
+		return nil, err
+	}
+	pl, err := r.merge()
+	if err != nil {
+		return nil, err
+	}
+	r.duplicates.Store(int64(pl.duplicates))
+	m := r.manifest(def.AudienceTopic, prev, pl, parts[r.s.cfg.Topics.Batches])
+	m.AudienceEnds = ends
+	if r.sample < 1 {
+		m.Sample = r.sample
+	}
+	r.totalBatches.Store(int64(m.Batches()))
+	r.phase.Store("writing")
+	tombstones, err := r.write(ctx, tcl, pl, prev, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := tcl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return nil, fmt.Errorf("commit plan transaction: %w", err)
+	}
+	committed = true
+	r.waitReadable(ctx)
+	r.count(m, tombstones)
+	return m, nil
+}
+
+// load reads the campaign and its previous manifest (nil if none).
+func (r *planRun) load(ctx context.Context) (*campaign.Campaign, *wire.Manifest, error) {
+	def, err := r.s.cat.Campaign(ctx, r.id)
+	if err != nil {
+		return nil, nil, err
+	}
+	prev, err := r.s.cat.Manifest(ctx, r.id)
 	if errors.Is(err, catalog.ErrNotFound) {
-		prev, err = nil, nil
+		return def, nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	tds, err := s.adm.ListTopics(ctx, cfg.Topics.Batches, cfg.Topics.Rejects, cfg.Topics.Plans)
+	return def, prev, err
+}
+
+// topicPartitions returns the partition counts of the topics a plan writes,
+// and fails if one is missing.
+func (r *planRun) topicPartitions(ctx context.Context) (map[string]int32, error) {
+	s, cfg := r.s, r.s.cfg
+	names := []string{cfg.Topics.Batches, cfg.Topics.Rejects, cfg.Topics.Plans}
+	tds, err := s.adm.ListTopics(ctx, names...)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
 	nparts := map[string]int32{}
-	for _, name := range []string{cfg.Topics.Batches, cfg.Topics.Rejects, cfg.Topics.Plans} {
+	for _, name := range names {
 		td, ok := tds[name]
 		if !ok || td.Err != nil || len(td.Partitions) == 0 {
 			return nil, fmt.Errorf("topic %s is missing (run owlctl topics create)", name)
 		}
 		nparts[name] = int32(len(td.Partitions))
 	}
-	batchParts := nparts[cfg.Topics.Batches]
-	if batchParts != cfg.Topics.BatchesPartitions {
+	if n := nparts[cfg.Topics.Batches]; n != cfg.Topics.BatchesPartitions {
 		s.log.Warn("batches topic partition count differs from config; planning over the topic's",
-			"topic", cfg.Topics.Batches, "partitions", batchParts, "configured", cfg.Topics.BatchesPartitions)
+			"topic", cfg.Topics.Batches, "partitions", n, "configured", cfg.Topics.BatchesPartitions)
 	}
+	return nparts, nil
+}
 
+// transaction returns the campaign's transactional producer with its
+// transaction begun.
+func (r *planRun) transaction() (*kgo.Client, error) {
+	s, cfg := r.s, r.s.cfg
 	tcl, err := kafka.NewClient(cfg,
 		kgo.TransactionalID(s.transactionalID(r.id)),
 		kgo.TransactionTimeout(TransactionTimeout),
@@ -239,24 +304,28 @@ func (r *planRun) plan(ctx context.Context) (*wire.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer tcl.Close()
 	if err := tcl.BeginTransaction(); err != nil {
+		tcl.Close()
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
-	committed := false
-	defer func() {
-		if committed {
-			return
-		}
-		actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = tcl.AbortBufferedRecords(actx)
-		if err := tcl.EndTransaction(actx, kgo.TryAbort); err != nil {
-			s.log.Warn("abort plan transaction", "campaign", r.id, "err", err)
-		}
-	}()
+	return tcl, nil
+}
 
-	// Read the audience snapshot, in parallel per partition.
+// abort ends an uncommitted plan transaction: nothing of it becomes visible.
+func (r *planRun) abort(tcl *kgo.Client) {
+	actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = tcl.AbortBufferedRecords(actx)
+	if err := tcl.EndTransaction(actx, kgo.TryAbort); err != nil {
+		r.s.log.Warn("abort plan transaction", "campaign", r.id, "err", err)
+	}
+}
+
+// readAudience reads the audience snapshot, in parallel per partition (for a
+// rehearsal, its sample), sending bad records to the rejects topic inside
+// the transaction. It returns the end offsets read up to.
+func (r *planRun) readAudience(ctx context.Context, tcl *kgo.Client, def *campaign.Campaign, rejectParts int32) (kafka.SnapshotEnd, error) {
+	s := r.s
 	ends, err := kafka.SnapshotEnds(ctx, s.adm, def.AudienceTopic, nil)
 	if err != nil {
 		return nil, err
@@ -274,12 +343,11 @@ func (r *planRun) plan(ctx context.Context) (*wire.Manifest, error) {
 		r.parts = append(r.parts, ps)
 	}
 	slices.SortFunc(r.parts, func(a, b *partState) int { return int(a.partition - b.partition) })
-	opts, err := kafka.Opts(cfg)
+	opts, err := kafka.Opts(s.cfg)
 	if err != nil {
 		return nil, err
 	}
 	opts = append(opts, metrics.KafkaHooks(s.reg, "planner-audience"))
-	rejectParts := nparts[cfg.Topics.Rejects]
 	err = kafka.ReadSnapshot(ctx, opts, def.AudienceTopic, ends, func(rec *kgo.Record) error {
 		return r.add(ctx, tcl, byPart[rec.Partition], rec, def.AudienceTopic, rejectParts)
 	})
@@ -289,61 +357,54 @@ func (r *planRun) plan(ctx context.Context) (*wire.Manifest, error) {
 	if err := r.err(); err != nil {
 		return nil, fmt.Errorf("write rejects: %w", err)
 	}
+	return ends, nil
+}
 
-	// Merge: the record with the lowest (partition, offset) wins.
-	pl, err := r.merge()
-	if err != nil {
-		return nil, err
-	}
-	r.duplicates.Store(int64(pl.duplicates))
-	m := r.manifest(def.AudienceTopic, prev, pl, batchParts)
-	m.AudienceEnds = ends
-	if r.sample < 1 {
-		m.Sample = r.sample
-	}
-	r.totalBatches.Store(int64(m.Batches()))
-
-	// Write batches, tombstones, then the manifest.
-	r.phase.Store("writing")
+// write produces the batches, the tombstones and, last, the manifest with
+// its checksum into the transaction and flushes them. It returns the number
+// of tombstones.
+func (r *planRun) write(ctx context.Context, tcl *kgo.Client, pl *planned, prev, m *wire.Manifest) (int, error) {
 	hash := wire.NewPlanHash(m.IOSBatches, m.AndroidBatches)
 	if err := r.writeBatches(ctx, tcl, pl, m, hash); err != nil {
-		return nil, err
+		return 0, err
 	}
 	tombstones := r.writeTombstones(ctx, tcl, prev, m)
 	if err := tcl.Flush(ctx); err != nil {
-		return nil, fmt.Errorf("flush batches: %w", err)
+		return 0, fmt.Errorf("flush batches: %w", err)
 	}
 	if err := r.err(); err != nil {
-		return nil, fmt.Errorf("write batches: %w", err)
+		return 0, fmt.Errorf("write batches: %w", err)
 	}
 	m.Checksum = hash.Sum()
 	val, err := wire.Encode(m)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	tcl.Produce(ctx, &kgo.Record{Topic: cfg.Topics.Plans, Key: []byte(r.id), Value: val, Partition: 0}, r.promise)
+	tcl.Produce(ctx, &kgo.Record{Topic: r.s.cfg.Topics.Plans, Key: []byte(r.id), Value: val, Partition: 0}, r.promise)
 	r.phase.Store("committing")
 	if err := tcl.Flush(ctx); err != nil {
-		return nil, fmt.Errorf("flush manifest: %w", err)
+		return 0, fmt.Errorf("flush manifest: %w", err)
 	}
 	if err := r.err(); err != nil {
-		return nil, fmt.Errorf("write manifest: %w", err)
+		return 0, fmt.Errorf("write manifest: %w", err)
 	}
-	if err := tcl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return nil, fmt.Errorf("commit plan transaction: %w", err)
-	}
-	committed = true
-	// Return only once readers see the whole plan: a prepare (or anything
-	// reading the batches and the manifest read_committed) right after Plan
-	// must not find it half there. The commit stands either way.
-	wctx, cancel := context.WithTimeout(ctx, readableWait)
-	err = r.offsets.WaitReadable(wctx, s.adm)
-	cancel()
-	if err != nil {
-		s.log.Warn("plan committed but not readable everywhere yet", "campaign", r.id, "err", err)
-	}
+	return tombstones, nil
+}
 
-	mt := s.m
+// waitReadable returns once readers see the whole plan: a prepare (or
+// anything reading the batches and the manifest read_committed) right after
+// Plan must not find it half there. The commit stands either way.
+func (r *planRun) waitReadable(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(ctx, readableWait)
+	defer cancel()
+	if err := r.offsets.WaitReadable(wctx, r.s.adm); err != nil {
+		r.s.log.Warn("plan committed but not readable everywhere yet", "campaign", r.id, "err", err)
+	}
+}
+
+// count adds the committed plan to the planner's metrics.
+func (r *planRun) count(m *wire.Manifest, tombstones int) {
+	mt := r.s.m
 	mt.records.WithLabelValues("planned").Add(float64(m.Tokens()))
 	mt.records.WithLabelValues("duplicate").Add(float64(m.DuplicateTokens))
 	for reason, n := range m.Rejected {
@@ -355,7 +416,6 @@ func (r *planRun) plan(ctx context.Context) (*wire.Manifest, error) {
 	mt.tokens.WithLabelValues(string(push.IOS)).Add(float64(m.IOSTokens))
 	mt.tokens.WithLabelValues(string(push.Android)).Add(float64(m.AndroidTokens))
 	mt.tombstone.Add(float64(tombstones))
-	return m, nil
 }
 
 // add decodes one audience record into its partition's state, or rejects it.
