@@ -63,6 +63,7 @@ demo:
 BENCH_ARGS ?=
 bench:
 	scripts/devstack.sh up >/dev/null
+	scripts/devstack.sh bench-tools
 	$(GO) build -o $(BIN)/ ./cmd/... && $(BIN)/owlctl bench $(BENCH_ARGS)
 
 # Fault-injection suite (issue 6): each case runs a real campaign against the

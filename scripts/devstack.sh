@@ -10,6 +10,7 @@
 #   scripts/devstack.sh status                 one line per service; exit 0 only if both run
 #   scripts/devstack.sh logs [kafka|redis] [-f]  tail the logs (-f follows)
 #   scripts/devstack.sh env                    print the env vars tests use
+#   scripts/devstack.sh bench-tools            install what make bench needs beyond the stack (h2load)
 #   eval "$(scripts/devstack.sh up)"           messages go to stderr, the export lines to stdout
 #   scripts/devstack.sh kafka-class CLASS ARGS...  run a Kafka tool class from the same classpath, e.g.
 #       scripts/devstack.sh kafka-class org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
@@ -435,6 +436,19 @@ require_redis() {
 	command -v redis-server >/dev/null || die "redis-server still not found after apt-get install"
 }
 
+# h2load (Debian's nghttp2-client) is the bench's lean HTTP/2 client reference (make bench).
+require_h2load() {
+	command -v h2load >/dev/null && return
+	if [[ "$(id -u)" -ne 0 ]]; then
+		die "h2load not found: sudo apt-get install -y nghttp2-client"
+	fi
+	log "installing nghttp2-client (h2load) from Debian's packages"
+	{ DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q nghttp2-client; } >&2 ||
+		die "apt-get install nghttp2-client failed"
+	command -v h2load >/dev/null || die "h2load still not found after apt-get install"
+}
+
 write_redis_config() {
 	mkdir -p "${REDIS_DIR}/data"
 	cat >"${REDIS_DIR}/redis.conf" <<EOF
@@ -646,6 +660,7 @@ main() {
 		exec tail -n 100 "${follow[@]}" "${existing[@]}"
 		;;
 	env) print_env ;;
+	bench-tools) require_h2load ;;
 	kafka-class)
 		[[ $# -ge 1 ]] || die "kafka-class: name a class, e.g. org.apache.kafka.tools.TopicCommand"
 		kafka_tool "$@"

@@ -2,8 +2,10 @@
 // invocation, interleaved and repeated (medians reported), the raw client
 // libraries against the push simulator (phase raw: sideshow/apns2 alone,
 // firebase messaging alone, and both at once with the pipeline's iOS share,
-// in this process), the sender stage alone on
-// pre-filled send topics (phase sender), and the whole pipeline as separate
+// in this process; and h2load, nghttp2's C client, sending the same APNs
+// requests as the lean-client reference), the sender stage alone on
+// pre-filled send topics with each provider transport, library and fast
+// (phase sender), and the whole pipeline as separate
 // processes, audience to last accepted notification (phase pipeline), then
 // prints a table with the ratios stage/raw and appends a dated entry to the
 // bench log, docs/bench-log.md (--log). BENCHMARKS.md "Method" says exactly
@@ -18,8 +20,8 @@
 // Options.PhaseTimeout.
 //
 // Measurements come from outside the measured processes: CPU time from
-// getrusage (this process, raw phase only, when nothing else runs in it) or
-// /proc/<pid>/stat, peak memory from /proc/<pid>/status VmHWM, arrival
+// getrusage (this process, raw phase only, when nothing else runs in it;
+// h2load's as its child) or /proc/<pid>/stat, peak memory from /proc/<pid>/status VmHWM, arrival
 // times and counts from the simulator's admin API, outcomes and time-from-fire
 // from the results topic (internal/report), stage timings from the stages'
 // /metrics and release markers. A run whose counts do not match (the

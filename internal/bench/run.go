@@ -107,6 +107,12 @@ func Ratios() []Ratio {
 	return []Ratio{
 		{"sender/raw apns, per CPU-second", "sender.ios.per_sender_cpu_s", "raw.apns.per_client_cpu_s"},
 		{"sender/raw fcm, per CPU-second", "sender.android.per_sender_cpu_s", "raw.fcm.per_client_cpu_s"},
+		{"sender fast/raw apns, per CPU-second", "sender.fast.ios.per_sender_cpu_s", "raw.apns.per_client_cpu_s"},
+		{"sender fast/raw fcm, per CPU-second", "sender.fast.android.per_sender_cpu_s", "raw.fcm.per_client_cpu_s"},
+		{"sender fast/sender library ios, per CPU-second", "sender.fast.ios.per_sender_cpu_s", "sender.ios.per_sender_cpu_s"},
+		{"sender fast/sender library android, per CPU-second", "sender.fast.android.per_sender_cpu_s", "sender.android.per_sender_cpu_s"},
+		{"h2load/raw apns, per CPU-second (the lean C client)", "raw.h2load.per_client_cpu_s", "raw.apns.per_client_cpu_s"},
+		{"sender fast ios/h2load, per CPU-second", "sender.fast.ios.per_sender_cpu_s", "raw.h2load.per_client_cpu_s"},
 		{"sender/raw apns, wall", "sender.ios.rate", "raw.apns.rate"},
 		{"sender/raw fcm, wall", "sender.android.rate", "raw.fcm.rate"},
 		{"pipeline/raw apns, wall", "pipeline.rate", "raw.apns.rate"},
@@ -205,9 +211,13 @@ func runRaw(ctx context.Context, o Options, dir string, round int) (Metrics, err
 			RawFCMOptions{PerCall: o.FCMPerCall, InFlight: o.FCMInFlight}, o.RawN, o.IOSShare,
 			fmt.Sprintf("bench-raw-both-r%d", round))
 	}
-	order := []func() (Metrics, error){apns, fcm, both}
+	h2l := func() (Metrics, error) {
+		return RawH2load(ctx, sim, H2loadOptions{N: o.RawN, Conns: o.APNsClients, Streams: 250}, dir,
+			fmt.Sprintf("bench-raw-h2load-r%d", round))
+	}
+	order := []func() (Metrics, error){apns, fcm, both, h2l}
 	if round%2 == 0 {
-		order = []func() (Metrics, error){both, fcm, apns}
+		order = []func() (Metrics, error){h2l, both, fcm, apns}
 	}
 	var all Metrics
 	for i, f := range order {

@@ -114,37 +114,46 @@ func runSender(ctx context.Context, cfg *config.Config, o Options, dir string, r
 	now := time.Now()
 	fire := wire.Fire{ID: "bench-fire-" + id, Kind: wire.KindFire, FiredAt: now, Deadline: now.Add(time.Hour)}
 	plats := []push.Platform{push.IOS, push.Android}
+	transports := []string{push.TransportLibrary, push.TransportFast}
 	if round%2 == 0 {
 		plats = []push.Platform{push.Android, push.IOS}
+		transports = []string{push.TransportFast, push.TransportLibrary}
 	}
-	for _, p := range plats {
-		cid := fmt.Sprintf("bench-sender-%s-%s", id, p)
-		if err := putCampaign(ctx, s, cid, "owlbench.unused"); err != nil {
-			return nil, err
-		}
-		size := s.Cfg.Planner.IOSBatchSize
-		if p == push.Android {
-			size = s.Cfg.Planner.AndroidBatchSize
-		}
-		if err := prefill(ctx, s, p, cid, o.SenderN, size, fire); err != nil {
-			return nil, err
-		}
-	}
+	// Each transport drains its own campaigns, pre-filled just before, so
+	// one sender process never sees the other's records.
 	var all Metrics
-	for _, p := range plats {
-		m, err := drainOne(ctx, s, w, p, fmt.Sprintf("bench-sender-%s-%s", id, p), o.SenderN)
-		if err != nil {
-			return nil, err
+	for _, tr := range transports {
+		for _, p := range plats {
+			cid := fmt.Sprintf("bench-sender-%s-%s-%s", id, tr, p)
+			if err := putCampaign(ctx, s, cid, "owlbench.unused"); err != nil {
+				return nil, err
+			}
+			size := s.Cfg.Planner.IOSBatchSize
+			if p == push.Android {
+				size = s.Cfg.Planner.AndroidBatchSize
+			}
+			if err := prefill(ctx, s, p, cid, o.SenderN, size, fire); err != nil {
+				return nil, err
+			}
 		}
-		all = append(all, m...)
+		for _, p := range plats {
+			m, err := drainOne(ctx, s, w, p, tr, fmt.Sprintf("bench-sender-%s-%s-%s", id, tr, p), o.SenderN)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, m...)
+		}
 	}
 	return all, nil
 }
 
-// drainOne starts the sender of platform p and measures it until its
-// results account for n tokens of campaignID; then it stops it.
-func drainOne(ctx context.Context, s *Stack, w *ResultsWatcher, p push.Platform, campaignID string, n int) (Metrics, error) {
-	st, err := s.StartStage("sender-"+string(p), "sender", []string{"OWLPOST_SENDER_PLATFORM=" + string(p)})
+// drainOne starts the sender of platform p with the provider transport tr
+// and measures it until its results account for n tokens of campaignID;
+// then it stops it. Its metrics are sender.<platform>.* for the library
+// transport and sender.fast.<platform>.* for the fast one.
+func drainOne(ctx context.Context, s *Stack, w *ResultsWatcher, p push.Platform, tr, campaignID string, n int) (Metrics, error) {
+	st, err := s.StartStage("sender-"+string(p)+"-"+tr, "sender", []string{"OWLPOST_SENDER_PLATFORM=" + string(p),
+		"OWLPOST_APNS_TRANSPORT=" + tr, "OWLPOST_FCM_TRANSPORT=" + tr})
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +192,9 @@ func drainOne(ctx context.Context, s *Stack, w *ResultsWatcher, p push.Platform,
 	window := sim.Last.Sub(sim.First)
 	cpu := u1.CPU - u0.CPU
 	pre := "sender." + string(p)
+	if tr == push.TransportFast {
+		pre = "sender.fast." + string(p)
+	}
 	var m Metrics
 	m.Add(pre+".notifications", "count", float64(n))
 	m.Add(pre+".send_window", "s", window.Seconds())
