@@ -22,10 +22,10 @@ type H2loadOptions struct {
 // RawH2load sends o.N APNs requests with h2load, nghttp2's C load generator
 // (Debian's nghttp2-client, installed by scripts/devstack.sh), to the
 // simulator: the headers and payload raw apns2 sends (a signed JWT, topic,
-// collapse id, push type, priority, expiration), one distinct device token
-// per request. It is the lean-client reference for CPU per request:
-// h2load's own CPU time (user + system) against the simulator's count of
-// campaign, which must be exactly o.N with no duplicates.
+// collapse id, push type, priority, expiration) to device paths from a URI
+// list. It is the lean-client reference for CPU per request: h2load's own
+// CPU time (user + system) against the simulator's count of campaign, which
+// must be exactly o.N.
 func RawH2load(ctx context.Context, sim *Sim, o H2loadOptions, dir, campaign string) (Metrics, error) {
 	bin, err := exec.LookPath("h2load")
 	if err != nil {
@@ -79,10 +79,11 @@ func RawH2load(ctx context.Context, sim *Sim, o H2loadOptions, dir, campaign str
 	simAfter, _ := ReadUsage(sim.Pid())
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	// Each h2load client walks the URI list from its start, so tokens repeat
+	// across connections: the count is checked, not the distinctness.
 	st, err := sim.WaitAccepted(wctx, campaign, int64(o.N), 50*time.Millisecond)
-	if err != nil || st.Accepted != int64(o.N) || st.DuplicateDeliveries != 0 {
-		return nil, fmt.Errorf("bench: h2load: simulator accepted %d (%d duplicates) of %d: %v (see %s)",
-			st.Accepted, st.DuplicateDeliveries, o.N, err, out.Name())
+	if err != nil || st.Accepted != int64(o.N) {
+		return nil, fmt.Errorf("bench: h2load: simulator accepted %d of %d: %v (see %s)", st.Accepted, o.N, err, out.Name())
 	}
 	var m Metrics
 	m.Add("raw.h2load.notifications", "count", float64(o.N))
