@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -363,5 +364,50 @@ func TestClusterPressesDuringRedisFailover(t *testing.T) {
 	s.result(row, outcome{})
 	row.Note = fmt.Sprintf("killed %s (the primary) as 50 processes pressed: %d named fire id %s, %d failed closed; released once",
 		node, presses-failed, s.fire.FireID, failed)
+	t.Log(row.Note)
+}
+
+// TestClusterRedisClusterPrimaryKilled: kill -9 a Redis Cluster primary
+// mid-send (every process with redis.mode cluster); its replica takes over
+// the slots. As with Sentinel, the fire record was confirmed on the replica;
+// batch marks of the last moment may be lost, bounded by the batches in
+// flight.
+func TestClusterRedisClusterPrimaryKilled(t *testing.T) {
+	row := newClusterRow(t, "kill -9 a Redis Cluster primary mid-send (redis.mode cluster)")
+	o := opts{cluster: true, redisMode: config.RedisCluster, latency: 20 * time.Millisecond, inFlight: 2}
+	s := newStack(t, o)
+	s.row = row
+	s.define(clusterSpec(131), campaignSpec{})
+	s.prepare()
+	s.press()
+	total := int64(s.manifest.Tokens())
+	s.waitSim(2*time.Minute, "20% accepted", func(st pushsim.Stats) bool { return st.Accepted >= total/5 })
+	addrs := testenv.RedisClusterAddrs(t)
+	rc := redis.NewClient(&redis.Options{Addr: addrs[0]})
+	nodes, err := rc.ClusterNodes(s.ctx).Result()
+	_ = rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var primary string
+	for _, l := range strings.Split(nodes, "\n") {
+		if f := strings.Fields(l); len(f) > 2 && strings.Contains(f[2], "master") && !strings.Contains(f[2], "fail") {
+			primary = strings.Split(f[1], "@")[0]
+			break
+		}
+	}
+	host, _, err := net.SplitHostPort(primary)
+	if err != nil {
+		t.Fatalf("no primary in CLUSTER NODES: %q", nodes)
+	}
+	node := "rc-" + host[strings.LastIndex(host, ".")+2:] // rc-n is 10.250.<id>.3n
+	restoreNodeOnCleanup(t, node)
+	s.node("kill", node)
+	atKill := s.mustSimStats(s.collapse).Accepted
+	s.waitAllBatches()
+	bound := int64(o.inFlight * (50 + 25))
+	s.result(row, outcome{maxDuplicates: bound})
+	row.Note = fmt.Sprintf("killed %s (primary %s) at %d/%d accepted; its replica took the slots; duplicates allowed up to %d (the batches in flight), collapse-tagged",
+		node, primary, atKill, total, bound)
 	t.Log(row.Note)
 }
