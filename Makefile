@@ -80,7 +80,7 @@ fault:
 	scripts/devstack.sh up >/dev/null
 	$(GO) build -o $(BIN)/ ./cmd/...
 	@mkdir -p $(dir $(FAULT_OUT)) && rm -f $(FAULT_OUT)
-	@cl="$$(scripts/devstack.sh up --cluster)" && eval "$$cl" || exit 1; rc=0; OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 30m -v \
+	@cl="$$(scripts/devstack.sh up --cluster)" && eval "$$cl" || exit 1; rc=0; OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 60m -v \
 		./internal/fault/... 2>&1 | tee $(dir $(FAULT_OUT))test.log; rc=$${PIPESTATUS[0]}; \
 	$(GO) run ./internal/fault/cmd/reliability -in $(FAULT_OUT) -doc RELIABILITY.md -cmd "make fault" || rc=1; \
 	exit $$rc
