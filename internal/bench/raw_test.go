@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,7 +32,9 @@ func TestRawPhase(t *testing.T) {
 		var keys []string
 		for _, x := range m {
 			got[x.Key] = x.Value
-			keys = append(keys, x.Key)
+			if !strings.HasPrefix(x.Key, "raw.h2load.") { // h2load runs first where nghttp2-client is installed
+				keys = append(keys, x.Key)
+			}
 		}
 		for _, k := range []string{"raw.apns.notifications", "raw.fcm.notifications", "raw.both.notifications"} {
 			if got[k] != 2_001 {
