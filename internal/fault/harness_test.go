@@ -379,6 +379,34 @@ func (s *stack) press() {
 	t.Logf("%s", lineWith(out, "fired: fire id"))
 }
 
+// pressUntilFired presses GO every second until a press names the fire or
+// d has passed; each refusal must be a fail-closed one (exit 1, "not fired").
+func (s *stack) pressUntilFired(d time.Duration) {
+	t := s.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(s.ctx, d)
+	defer cancel()
+	s.pressed = time.Now()
+	for {
+		code, out := s.owlctl(ctx, "fire", s.id, "--yes", "--by", "fault-suite")
+		// Exit 3 (already fired) names a refused press's record that a
+		// replica confirmed later; this press published its trigger.
+		if (code == 0 || code == 3) && strings.Contains(out, "fire id") {
+			s.loadFire()
+			t.Logf("%s", lineWith(out, "fire id"))
+			return
+		}
+		if code != 1 || !strings.Contains(out, "not fired") || ctx.Err() != nil {
+			t.Fatalf("owlctl fire: exit %d: %s", code, out)
+		}
+		t.Logf("press refused (fail closed), pressing again: %s", lineWith(out, "not fired"))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // loadFire reads the winning fire from the status.
 func (s *stack) loadFire() {
 	st := s.waitStatus(time.Minute, "fire recorded", func(st *control.CampaignStatus) bool { return st.Fire != nil })
