@@ -13,57 +13,27 @@ import (
 
 	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/push/apns"
+	"github.com/owlpost/owlpost/internal/push/pushtest"
 	"github.com/owlpost/owlpost/internal/pushsim"
 )
 
 const (
-	keyID  = "ABC123DEFG"
-	teamID = "TEAM123456"
-	topic  = "com.example.owlpost"
+	keyID  = pushtest.KeyID
+	teamID = pushtest.TeamID
+	topic  = pushtest.Topic
 )
 
-type sim struct {
-	*pushsim.Server
-	p8 []byte
-}
+type sim struct{ *pushtest.Sim }
 
-// startSim starts a simulator trusting a fresh APNs key; mutate may change
-// the config (e.g. to trust another key).
 func startSim(t testing.TB, mutate func(*pushsim.Config)) *sim {
-	t.Helper()
-	p8, pub, err := pushsim.GenerateAPNsKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, saPub, err := pushsim.GenerateServiceAccount("owlpost-sim", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := pushsim.Config{
-		APNsKeyID: keyID, APNsTeamID: teamID, APNsPublicKey: pub, APNsTopics: []string{topic},
-		FCMProject: "owlpost-sim", FCMServiceAccountKey: saPub,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	s, err := pushsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return &sim{Server: s, p8: p8}
+	return &sim{pushtest.StartSim(t, mutate)}
 }
 
-// transports are the adapter's two HTTP/2 clients; the tests that talk to the
-// simulator run with each.
-var transports = []string{push.TransportLibrary, push.TransportFast}
+var transports = pushtest.Transports
 
 func (s *sim) options(transport string) apns.Options {
 	return apns.Options{Transport: transport,
-		Host: s.APNsURL(), KeyPEM: s.p8, KeyID: keyID, TeamID: teamID,
+		Host: s.APNsURL(), KeyPEM: s.P8, KeyID: keyID, TeamID: teamID,
 		Topic: topic, CAPEM: s.CACertPEM(), Connections: 2, Timeout: 10 * time.Second,
 	}
 }
@@ -156,51 +126,18 @@ func TestSendBatchOutcomes(t *testing.T) {
 			if err := s.Prepare(ctx); err != nil {
 				t.Fatalf("Prepare: %v", err)
 			}
-			tests := []struct {
-				name   string
-				token  string
-				class  push.Class
-				reason string
-				wait   time.Duration
-			}{
-				{"accepted", hexToken(t, "a0"), push.ClassOK, "ok", 0},
-				{"unregistered", hexToken(t, "dead0410"), push.ClassInvalidToken, "Unregistered", 0},
-				{"bad token pattern", hexToken(t, "dead0400"), push.ClassInvalidToken, "BadDeviceToken", 0},
-				{"malformed token", "not-a-device-token", push.ClassInvalidToken, "BadDeviceToken", 0},
-				{"too many requests", hexToken(t, "dead0429"), push.ClassRetryable, "TooManyRequests", 3 * time.Second},
-				{"unavailable", hexToken(t, "dead0503"), push.ClassRetryable, "ServiceUnavailable", 3 * time.Second},
-				{"internal error", hexToken(t, "dead0500"), push.ClassRetryable, "InternalServerError", 0},
+			tests := []pushtest.Outcome{
+				pushtest.Want("accepted", hexToken(t, "a0"), push.ClassOK, "ok", 0),
+				pushtest.Want("unregistered", hexToken(t, "dead0410"), push.ClassInvalidToken, "Unregistered", 0),
+				pushtest.Want("bad token pattern", hexToken(t, "dead0400"), push.ClassInvalidToken, "BadDeviceToken", 0),
+				pushtest.Want("malformed token", "not-a-device-token", push.ClassInvalidToken, "BadDeviceToken", 0),
+				pushtest.Want("too many requests", hexToken(t, "dead0429"), push.ClassRetryable, "TooManyRequests", 3*time.Second),
+				pushtest.Want("unavailable", hexToken(t, "dead0503"), push.ClassRetryable, "ServiceUnavailable", 3*time.Second),
+				pushtest.Want("internal error", hexToken(t, "dead0500"), push.ClassRetryable, "InternalServerError", 0),
 			}
-			tokens := make([]string, len(tests))
-			for i, tc := range tests {
-				tokens[i] = tc.token
-			}
-			res := s.SendBatch(ctx, message("outcomes"), tokens)
-			if len(res) != len(tests) {
-				t.Fatalf("got %d results, want %d", len(res), len(tests))
-			}
-			for i, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					r := res[i]
-					if r.Token != tc.token {
-						t.Fatalf("result %d is for token %q, want %q (order)", i, r.Token, tc.token)
-					}
-					if got := push.Classify(r.Err); got != tc.class {
-						t.Fatalf("class = %v (err %v), want %v", got, r.Err, tc.class)
-					}
-					if got := push.Reason(r.Err); got != tc.reason {
-						t.Errorf("reason = %q, want %q", got, tc.reason)
-					}
-					if got := push.RetryWait(r.Err); got != tc.wait {
-						t.Errorf("retry wait = %v, want %v", got, tc.wait)
-					}
-					if tc.class == push.ClassOK && r.ID == "" {
-						t.Errorf("accepted without apns-id")
-					}
-				})
-			}
+			pushtest.CheckOutcomes(t, s, message("outcomes"), tests, func(id string) bool { return id != "" })
 			// The 429 pattern answers once: a second send (the sender's retry) goes through.
-			again := s.SendBatch(ctx, message("outcomes"), []string{tests[4].token})
+			again := s.SendBatch(ctx, message("outcomes"), []string{tests[4].Token})
 			if again[0].Err != nil {
 				t.Errorf("second send of 429 token: %v", again[0].Err)
 			}
@@ -293,16 +230,7 @@ func TestBatchExactlyOnce(t *testing.T) {
 			msg.APNs.Payload = []byte(`{"aps":{"content-available":1}}`)
 			msg.APNs.PushType = "background"
 			msg.APNs.Priority = 5
-			res := s.SendBatch(context.Background(), msg, tokens)
-			for i, r := range res {
-				if r.Token != tokens[i] || r.Err != nil || r.ID == "" {
-					t.Fatalf("result %d = %+v", i, r)
-				}
-			}
-			st := sm.Stats("once")
-			if st.Accepted != 1000 || st.DistinctTokens != 1000 || st.DuplicateTokens != 0 {
-				t.Fatalf("simulator stats = %+v, want 1000 accepted exactly once", st)
-			}
+			pushtest.CheckExactlyOnce(t, s, sm.Server, msg, tokens)
 		})
 	}
 }
@@ -312,17 +240,7 @@ func TestSendBatchCanceled(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			sm := startSim(t, nil)
 			s := newSender(t, sm.options(tr))
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			res := s.SendBatch(ctx, message("canceled"), []string{hexToken(t, "d1"), hexToken(t, "d2")})
-			for _, r := range res {
-				if !errors.Is(r.Err, context.Canceled) || !push.IsRetryable(r.Err) {
-					t.Errorf("token %s: %v, want context.Canceled (retryable)", r.Token, r.Err)
-				}
-			}
-			if st := sm.Stats("canceled"); st.Accepted != 0 {
-				t.Errorf("accepted %d after cancel", st.Accepted)
-			}
+			pushtest.CheckCanceled(t, s, sm.Server, message("canceled"), []string{hexToken(t, "d1"), hexToken(t, "d2")})
 		})
 	}
 }

@@ -75,7 +75,7 @@ func BenchmarkSendBatchAPNs(b *testing.B) {
 // directly (one goroutine and one Notification per token).
 func BenchmarkRawAPNs2(b *testing.B) {
 	sm := startSim(b, nil)
-	key, err := token.AuthKeyFromBytes(sm.p8)
+	key, err := token.AuthKeyFromBytes(sm.P8)
 	if err != nil {
 		b.Fatal(err)
 	}

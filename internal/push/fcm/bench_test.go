@@ -89,7 +89,7 @@ func BenchmarkRawFirebase(b *testing.B) {
 	}
 	ctx := context.Background()
 	tctx := context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: newTransport()})
-	creds, err := google.CredentialsFromJSONWithType(tctx, sm.sa, google.ServiceAccount,
+	creds, err := google.CredentialsFromJSONWithType(tctx, sm.ServiceAccount, google.ServiceAccount,
 		"https://www.googleapis.com/auth/firebase.messaging")
 	if err != nil {
 		b.Fatal(err)

@@ -14,56 +14,23 @@ import (
 
 	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/push/fcm"
+	"github.com/owlpost/owlpost/internal/push/pushtest"
 	"github.com/owlpost/owlpost/internal/pushsim"
 )
 
-const project = "owlpost-sim"
+const project = pushtest.Project
 
-type sim struct {
-	*pushsim.Server
-	sa []byte // service account JSON whose token_uri is the simulator's
-}
+type sim struct{ *pushtest.Sim }
 
-// startSim starts a simulator trusting a fresh service account; mutate may
-// change the config (e.g. to trust another key).
 func startSim(t testing.TB, mutate func(*pushsim.Config)) *sim {
-	t.Helper()
-	_, apnsPub, err := pushsim.GenerateAPNsKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, saPub, err := pushsim.GenerateServiceAccount(project, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := pushsim.Config{
-		APNsKeyID: "ABC123DEFG", APNsTeamID: "TEAM123456", APNsPublicKey: apnsPub,
-		FCMProject: project, FCMServiceAccountKey: saPub,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	s, err := pushsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if sa, err = pushsim.ServiceAccountWithTokenURI(sa, s.TokenURL()); err != nil {
-		t.Fatal(err)
-	}
-	return &sim{Server: s, sa: sa}
+	return &sim{pushtest.StartSim(t, mutate)}
 }
 
-// transports are the adapter's two HTTP/2 clients; the tests that talk to the
-// simulator run with each.
-var transports = []string{push.TransportLibrary, push.TransportFast}
+var transports = pushtest.Transports
 
 func (s *sim) options(transport string) fcm.Options {
 	return fcm.Options{Transport: transport,
-		CredentialsJSON: s.sa, Endpoint: s.FCMURL(), CAPEM: s.CACertPEM(),
+		CredentialsJSON: s.ServiceAccount, Endpoint: s.FCMURL(), CAPEM: s.CACertPEM(),
 		Clients: 2, Timeout: 10 * time.Second,
 	}
 }
@@ -154,51 +121,20 @@ func TestSendBatchOutcomes(t *testing.T) {
 			if err := s.Prepare(ctx); err != nil {
 				t.Fatalf("Prepare: %v", err)
 			}
-			tests := []struct {
-				name   string
-				token  string
-				class  push.Class
-				reason string
-				wait   time.Duration
-			}{
-				{"accepted", regToken(t, "ok"), push.ClassOK, "ok", 0},
-				{"unregistered", regToken(t, "UNREGISTERED"), push.ClassInvalidToken, "UNREGISTERED", 0},
-				{"invalid argument", regToken(t, "INVALIDARG"), push.ClassInvalidToken, "INVALID_ARGUMENT", 0},
-				{"malformed token", "short-token", push.ClassInvalidToken, "INVALID_ARGUMENT", 0},
-				{"empty token", "", push.ClassInvalidToken, "empty_token", 0},
-				{"quota exceeded", regToken(t, "QUOTA429"), push.ClassRetryable, "QUOTA_EXCEEDED", 3 * time.Second},
+			tests := []pushtest.Outcome{
+				pushtest.Want("accepted", regToken(t, "ok"), push.ClassOK, "ok", 0),
+				pushtest.Want("unregistered", regToken(t, "UNREGISTERED"), push.ClassInvalidToken, "UNREGISTERED", 0),
+				pushtest.Want("invalid argument", regToken(t, "INVALIDARG"), push.ClassInvalidToken, "INVALID_ARGUMENT", 0),
+				pushtest.Want("malformed token", "short-token", push.ClassInvalidToken, "INVALID_ARGUMENT", 0),
+				pushtest.Want("empty token", "", push.ClassInvalidToken, "empty_token", 0),
+				pushtest.Want("quota exceeded", regToken(t, "QUOTA429"), push.ClassRetryable, "QUOTA_EXCEEDED", 3*time.Second),
 				// firebase would retry the 503 itself; the adapter must surface it.
-				{"unavailable", regToken(t, "UNAVAIL503"), push.ClassRetryable, "UNAVAILABLE", 3 * time.Second},
-				{"internal", regToken(t, "INTERNAL500"), push.ClassRetryable, "INTERNAL", 0},
+				pushtest.Want("unavailable", regToken(t, "UNAVAIL503"), push.ClassRetryable, "UNAVAILABLE", 3*time.Second),
+				pushtest.Want("internal", regToken(t, "INTERNAL500"), push.ClassRetryable, "INTERNAL", 0),
 			}
-			tokens := make([]string, len(tests))
-			for i, tc := range tests {
-				tokens[i] = tc.token
-			}
-			res := s.SendBatch(ctx, message("outcomes"), tokens)
-			if len(res) != len(tests) {
-				t.Fatalf("got %d results, want %d", len(res), len(tests))
-			}
-			for i, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					r := res[i]
-					if r.Token != tc.token {
-						t.Fatalf("result %d is for token %q, want %q (order)", i, r.Token, tc.token)
-					}
-					if got := push.Classify(r.Err); got != tc.class {
-						t.Fatalf("class = %v (err %v), want %v", got, r.Err, tc.class)
-					}
-					if got := push.Reason(r.Err); got != tc.reason {
-						t.Errorf("reason = %q, want %q", got, tc.reason)
-					}
-					if got := push.RetryWait(r.Err); got != tc.wait {
-						t.Errorf("retry wait = %v, want %v", got, tc.wait)
-					}
-					if tc.class == push.ClassOK && !strings.HasPrefix(r.ID, "projects/"+project+"/messages/") {
-						t.Errorf("accepted with message name %q", r.ID)
-					}
-				})
-			}
+			pushtest.CheckOutcomes(t, s, message("outcomes"), tests, func(id string) bool {
+				return strings.HasPrefix(id, "projects/"+project+"/messages/")
+			})
 			st := sm.Stats("outcomes")
 			if st.Accepted != 1 || st.RejectedByReason["UNAVAILABLE"] != 1 || st.RejectedByReason["QUOTA_EXCEEDED"] != 1 {
 				t.Errorf("simulator stats = %+v (one accepted, no hidden retry of UNAVAILABLE)", st)
@@ -267,16 +203,7 @@ func TestBatchExactlyOnce(t *testing.T) {
 			}
 			msg := message("once")
 			msg.FCM.Silent = true
-			res := s.SendBatch(context.Background(), msg, tokens)
-			for i, r := range res {
-				if r.Token != tokens[i] || r.Err != nil || r.ID == "" {
-					t.Fatalf("result %d = %+v", i, r)
-				}
-			}
-			st := sm.Stats("once")
-			if st.Accepted != 500 || st.DistinctTokens != 500 || st.DuplicateTokens != 0 {
-				t.Fatalf("simulator stats = %+v, want 500 accepted exactly once", st)
-			}
+			pushtest.CheckExactlyOnce(t, s, sm.Server, msg, tokens)
 		})
 	}
 }
@@ -289,17 +216,7 @@ func TestSendBatchCanceled(t *testing.T) {
 			if err := s.Prepare(context.Background()); err != nil {
 				t.Fatalf("Prepare: %v", err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			res := s.SendBatch(ctx, message("canceled"), []string{regToken(t, "a"), regToken(t, "b")})
-			for _, r := range res {
-				if !errors.Is(r.Err, context.Canceled) || !push.IsRetryable(r.Err) {
-					t.Errorf("token %s: %v, want context.Canceled (retryable)", r.Token, r.Err)
-				}
-			}
-			if st := sm.Stats("canceled"); st.Accepted != 0 {
-				t.Errorf("accepted %d after cancel", st.Accepted)
-			}
+			pushtest.CheckCanceled(t, s, sm.Server, message("canceled"), []string{regToken(t, "a"), regToken(t, "b")})
 		})
 	}
 }

@@ -146,13 +146,17 @@ type request struct {
 
 // readRequests reads frames, acks SETTINGS and answers PINGs, and calls fn
 // for every complete request (END_STREAM seen). It returns when the
-// connection fails or fn returns false. other (may be nil) sees the rest.
+// connection fails or fn returns false. other (may be nil) sees every frame
+// first, before a request it completes is answered.
 func (sc *srvConn) readRequests(fn func(r *request) bool, other func(f http2.Frame)) {
 	open := map[uint32]*request{}
 	for {
 		f, err := sc.fr.ReadFrame()
 		if err != nil {
 			return
+		}
+		if other != nil {
+			other(f)
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
@@ -196,9 +200,6 @@ func (sc *srvConn) readRequests(fn func(r *request) bool, other func(f http2.Fra
 					return
 				}
 			}
-		}
-		if other != nil {
-			other(f)
 		}
 	}
 }
