@@ -159,6 +159,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"share", func(o *Options) { o.IOSShare = 1.5 }, false},
 		{"sender GOMAXPROCS left to Go", func(o *Options) { o.SenderProcs = 0 }, true},
 		{"negative sender GOMAXPROCS", func(o *Options) { o.SenderProcs = -1 }, false},
+		{"trigger phase only", func(o *Options) { o.Phases = []string{PhaseTrigger} }, true},
+		{"no fires", func(o *Options) { o.Fires = 0 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := DefaultOptions()

@@ -20,11 +20,12 @@ const (
 	PhaseRaw      = "raw"
 	PhaseSender   = "sender"
 	PhasePipeline = "pipeline"
+	PhaseTrigger  = "trigger"
 )
 
 // Options configure one bench invocation.
 type Options struct {
-	Phases []string // subset of raw, sender, pipeline, in this order each round
+	Phases []string // subset of raw, sender, pipeline, trigger, in this order each round
 	Rounds int      // each phase runs this many times, interleaved; medians are reported
 
 	RawN        int // notifications per raw library run
@@ -44,6 +45,9 @@ type Options struct {
 	// DefaultSenderProcs.
 	SenderProcs int
 
+	Fires         int // campaigns fired one after another in the trigger phase
+	TriggerTokens int // audience of each of them
+
 	RunID        string        // names this invocation's topics, groups and campaigns (default: the time)
 	BinDir       string        // where pushsim, planner, fanout, sender, owlctl are
 	StateDir     string        // the dev stack's state dir (pid files of Kafka and Redis)
@@ -60,9 +64,10 @@ type Options struct {
 // DefaultOptions are the defaults.
 func DefaultOptions() Options {
 	return Options{
-		Phases: []string{PhaseRaw, PhaseSender, PhasePipeline}, Rounds: 3,
+		Phases: []string{PhaseRaw, PhaseSender, PhasePipeline, PhaseTrigger}, Rounds: 3,
 		RawN: 200_000, APNsClients: 4, APNsWorkers: 1000, FCMPerCall: 250, FCMInFlight: 4,
 		SenderN: 200_000, Tokens: 1_000_000, IOSShare: 0.6, Fanouts: 2, SenderProcs: DefaultSenderProcs(),
+		Fires: 10, TriggerTokens: 2000,
 		BinDir: "bin", StateDir: stateDir(), PhaseTimeout: 15 * time.Minute,
 	}
 }
@@ -71,8 +76,8 @@ func DefaultOptions() Options {
 func (o *Options) Validate() error {
 	var errs []error
 	for _, p := range o.Phases {
-		if !slices.Contains([]string{PhaseRaw, PhaseSender, PhasePipeline}, p) {
-			errs = append(errs, fmt.Errorf("bench: unknown phase %q (want raw, sender, pipeline)", p))
+		if !slices.Contains([]string{PhaseRaw, PhaseSender, PhasePipeline, PhaseTrigger}, p) {
+			errs = append(errs, fmt.Errorf("bench: unknown phase %q (want raw, sender, pipeline, trigger)", p))
 		}
 	}
 	if len(o.Phases) == 0 {
@@ -81,7 +86,7 @@ func (o *Options) Validate() error {
 	if o.Rounds < 1 {
 		errs = append(errs, errors.New("bench: rounds must be >= 1"))
 	}
-	if o.RawN < 1 || o.SenderN < 1 || o.Tokens < 1 {
+	if o.RawN < 1 || o.SenderN < 1 || o.Tokens < 1 || o.Fires < 1 || o.TriggerTokens < 1 {
 		errs = append(errs, errors.New("bench: notification counts must be >= 1"))
 	}
 	if o.APNsClients < 1 || o.APNsWorkers < 1 || o.FCMInFlight < 1 {
@@ -163,6 +168,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options, log io.Writer) (*Re
 				m, err = runSender(pctx, cfg, o, dir, round)
 			case PhasePipeline:
 				m, err = runPipeline(pctx, cfg, o, dir, round)
+			case PhaseTrigger:
+				m, err = runTrigger(pctx, cfg, o, dir, round)
 			}
 			cancel()
 			if err != nil {

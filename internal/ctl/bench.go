@@ -17,10 +17,10 @@ func benchCommand() Command {
 	d := bench.DefaultOptions()
 	return Command{
 		Name:    "bench",
-		Usage:   "bench [--phases raw,sender,pipeline] [--rounds 3] [--tokens N] [--raw-n N] [--sender-n N]",
-		Summary: "measure the raw client libraries, the sender alone and the whole pipeline against the simulator",
+		Usage:   "bench [--phases raw,sender,pipeline,trigger] [--rounds 3] [--tokens N] [--raw-n N] [--sender-n N] [--fires N]",
+		Summary: "measure the raw client libraries, the sender alone, the whole pipeline and the trigger path (N fires) against the simulator",
 		Flags: func(fs *pflag.FlagSet) {
-			fs.StringSlice("phases", d.Phases, "phases to run each round, in order: raw, sender, pipeline")
+			fs.StringSlice("phases", d.Phases, "phases to run each round, in order: raw, sender, pipeline, trigger")
 			fs.Int("rounds", d.Rounds, "rounds (phases interleaved); medians are reported")
 			fs.Int("raw-n", d.RawN, "notifications per raw library run")
 			fs.Int("apns-clients", d.APNsClients, "raw apns2 clients (HTTP/2 connections)")
@@ -32,6 +32,8 @@ func benchCommand() Command {
 			fs.Float64("ios-share", d.IOSShare, "share of iOS tokens in the pipeline audience")
 			fs.Int("fanouts", d.Fanouts, "fanout processes in the pipeline phase")
 			fs.Int("sender-procs", d.SenderProcs, "GOMAXPROCS of each sender in the pipeline phase (0 = Go's default, every core)")
+			fs.Int("fires", d.Fires, "campaigns fired one after another in the trigger phase (the first after start included)")
+			fs.Int("trigger-tokens", d.TriggerTokens, "audience of each trigger-phase campaign")
 			fs.String("bin", d.BinDir, "directory holding pushsim, planner, fanout, sender and owlctl")
 			fs.String("out", "", "directory for logs and configs (default bench-out/<time>)")
 			fs.Duration("phase-timeout", d.PhaseTimeout, "bound on one phase run")
@@ -60,6 +62,8 @@ func benchCommand() Command {
 			o.IOSShare, _ = fs.GetFloat64("ios-share")
 			o.Fanouts, _ = fs.GetInt("fanouts")
 			o.SenderProcs, _ = fs.GetInt("sender-procs")
+			o.Fires, _ = fs.GetInt("fires")
+			o.TriggerTokens, _ = fs.GetInt("trigger-tokens")
 			o.BinDir, _ = fs.GetString("bin")
 			o.PhaseTimeout, _ = fs.GetDuration("phase-timeout")
 			o.OutDir, _ = fs.GetString("out")

@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/report"
+	"github.com/owlpost/owlpost/internal/retry"
+)
+
+// runTrigger is phase d, the trigger path alone: the pipeline's processes
+// started once, then o.Fires small campaigns (o.TriggerTokens each) planned,
+// prepared, held and fired one after another. Each fire's trigger latency
+// is the simulator's first arrival minus the fire record's time; the first
+// fire after the start is reported on its own too, since launch day's fire
+// is the first one of its processes.
+func runTrigger(ctx context.Context, cfg *config.Config, o Options, dir string, round int) (Metrics, error) {
+	id := fmt.Sprintf("%s-t%d", o.RunID, round)
+	s, err := NewStack(ctx, cfg, o.BinDir, dir, id)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStack(o, s)
+	w, err := WatchResults(s)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	r := &pipelineRun{s: s, o: o}
+	r.o.Tokens = o.TriggerTokens
+	if err := r.startStages(ctx); err != nil {
+		return nil, err
+	}
+	lat := make([]float64, 0, o.Fires)
+	for i := 1; i <= o.Fires; i++ {
+		r.cid = fmt.Sprintf("bench-trigger-%s-%02d", id, i)
+		if err := r.plan(ctx, fmt.Sprintf("owlbench.%s.audience-%02d", id, i), round*100+i); err != nil {
+			return nil, err
+		}
+		if err := r.prepare(ctx); err != nil {
+			return nil, err
+		}
+		if !retry.Sleep(ctx, holdBeforeFire) {
+			return nil, ctx.Err()
+		}
+		sim, _, err := r.fireAndWait(ctx, w)
+		if err != nil {
+			return nil, fmt.Errorf("fire %d: %w", i, err)
+		}
+		rep, err := report.Build(ctx, s.Cfg, s.Cl, r.cid, "")
+		if err != nil {
+			return nil, err
+		}
+		lat = append(lat, float64(sim.First.Sub(rep.FiredAt).Microseconds())/1000)
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "bench: trigger fire %d/%d: %.1f ms\n", i, o.Fires, lat[i-1])
+		}
+	}
+	var m Metrics
+	m.Add("trigger.fires", "count", float64(len(lat)))
+	m.Add("trigger.first_fire_ms", "ms", lat[0])
+	m.Add("trigger.median_ms", "ms", median(lat))
+	m.Add("trigger.min_ms", "ms", slices.Min(lat))
+	m.Add("trigger.max_ms", "ms", slices.Max(lat))
+	return m, nil
+}
