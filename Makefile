@@ -50,7 +50,10 @@ test: lint up tools
 	$(MAKE) fault
 
 # Variables: DEMO_TOKENS, DEMO_IOS_SHARE, DEMO_BAD_FRACTION, DEMO_INVALID_FRACTION,
-# DEMO_PRESSES, DEMO_JSON=1, DEMO_TOPOLOGY=cluster (the production-topology stack; see scripts/demo.sh).
+# DEMO_PRESSES, DEMO_JSON=1, DEMO_TOPOLOGY=cluster (the production-topology stack; see scripts/demo.sh),
+# DEMO_FLEET=FxSxC (F fanouts, S senders per platform, C control API replicas, each a process; default
+# 2x1x1; e.g. make demo DEMO_FLEET=3x4x2), DEMO_PORT_BASE (default 9100: every port of the demo is
+# derived from it, see scripts/demo.sh).
 demo:
 	scripts/demo.sh
 

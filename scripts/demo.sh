@@ -3,7 +3,8 @@
 #
 # Brings up the dev stack (real Kafka, real Redis), starts the push simulator
 # and the stages as separate processes (planner, 2 fanout instances, an APNs
-# and an FCM sender, the control API), generates a synthetic audience, defines
+# and an FCM sender, the control API; DEMO_FLEET sets the fleet), generates a
+# synthetic audience, defines
 # the campaign, plans, prepares, sends a proof, fires (pressing GO several
 # times concurrently on purpose), waits for completion, prints the report and
 # checks it against the simulator's own delivery record, then stops what it
@@ -13,6 +14,21 @@
 # (0.01 malformed records), DEMO_INVALID_FRACTION (0.005 tokens the provider
 # refuses), DEMO_PRESSES (5 concurrent GO presses), DEMO_JSON (1 = JSON
 # report), DEMO_TIMEOUT (600 s to wait for completion).
+#
+# DEMO_FLEET=FxSxC (default 2x1x1): F fanout instances, S senders per
+# platform, C control API replicas, each its own process. With C > 1 the
+# presses go through the control API (owlctl fire --via-api), press i to
+# replica i mod C; with one replica they act directly, as before.
+#
+# DEMO_PORT_BASE=B (default 9100): every port the demo listens on is derived
+# from B, so a bigger fleet needs no hand-picked ports and the whole demo
+# moves when something else holds one of them:
+#   B+1 ..  B+79   metrics of every process, in start order (planner, fanouts,
+#                  iOS senders, Android senders, control replicas)
+#   B+80 .. B+96   the control API replicas
+#   B+97, 98, 99   the push simulator: APNs, FCM, admin API
+# The default fleet's metrics are 9101-9106 as before; the simulator and the
+# control API moved from 2197-2199 and 8080 to 9197-9199 and 9180.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,9 +43,36 @@ IOS=$(awk -v n="$TOKENS" -v s="$IOS_SHARE" 'BEGIN{printf "%d", n*s}')
 ANDROID=$((TOKENS - IOS))
 ID="owlpost-demo-$(date +%Y%m%d-%H%M%S)"
 OUT="$ROOT/demo-out/$ID"
-mkdir -p "$OUT"
 
 say() { printf '\n== %s\n' "$*" >&2; }
+
+FLEET=${DEMO_FLEET:-2x1x1}
+if ! [[ $FLEET =~ ^([1-9][0-9]?)x([1-9][0-9]?)x([1-9][0-9]?)$ ]]; then
+	echo "demo: DEMO_FLEET is FANOUTSxSENDERSxCONTROLS (each 1-99), e.g. 3x4x2, not '$FLEET'" >&2
+	exit 2
+fi
+FANOUTS=${BASH_REMATCH[1]} SENDERS=${BASH_REMATCH[2]} CONTROLS=${BASH_REMATCH[3]}
+BASE=${DEMO_PORT_BASE:-9100}
+if ! [[ $BASE =~ ^[0-9]+$ ]] || [ "$BASE" -lt 1024 ] || [ "$BASE" -gt 65435 ]; then
+	echo "demo: DEMO_PORT_BASE is a port from 1024 to 65435, not '$BASE'" >&2
+	exit 2
+fi
+PROCS=$((1 + FANOUTS + 2 * SENDERS + CONTROLS))
+if [ "$PROCS" -gt 79 ] || [ "$CONTROLS" -gt 17 ]; then
+	echo "demo: DEMO_FLEET $FLEET runs $PROCS processes and $CONTROLS control replicas; at most 79 and 17 fit the port layout" >&2
+	exit 2
+fi
+SIM_APNS=$((BASE + 97)) SIM_FCM=$((BASE + 98)) SIM_ADMIN=$((BASE + 99))
+control_port() { echo $((BASE + 79 + $1)); } # replica 1..CONTROLS
+# Every port the demo will listen on must be free now: name the one that is not.
+PORTS=($(seq $((BASE + 1)) $((BASE + PROCS))) $(seq $((BASE + 80)) $((BASE + 79 + CONTROLS))) "$SIM_APNS" "$SIM_FCM" "$SIM_ADMIN")
+for port in "${PORTS[@]}"; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "demo: port $port is in use; choose another DEMO_PORT_BASE (now $BASE; the demo uses $BASE+1 to $BASE+99)" >&2
+		exit 2
+	fi
+done
+mkdir -p "$OUT"
 
 # DEMO_TOPOLOGY=cluster runs the demo on the production-topology stack (scripts/devstack.sh up --cluster):
 # three Kafka brokers with replication factor 3 and min.insync.replicas 2, Redis through its Sentinels.
@@ -91,7 +134,8 @@ check_alive() {
 }
 
 say "push simulator (APNs HTTP/2 + FCM v1 on loopback)"
-start pushsim bin/pushsim --gen-creds "$OUT/creds" --write-ca "$OUT/ca.pem"
+start pushsim bin/pushsim --gen-creds "$OUT/creds" --write-ca "$OUT/ca.pem" \
+	--apns-addr "127.0.0.1:$SIM_APNS" --fcm-addr "127.0.0.1:$SIM_FCM" --admin-addr "127.0.0.1:$SIM_ADMIN"
 for _ in $(seq 100); do [ -s "$OUT/ca.pem" ] && break; sleep 0.1; done
 [ -s "$OUT/ca.pem" ] || { tail "$OUT/pushsim.log" >&2; echo "demo: pushsim did not start" >&2; exit 1; }
 
@@ -100,7 +144,7 @@ cat >"$OUT/owlpost.yaml" <<YAML
 $KAFKA_YAML
 $REDIS_YAML
 apns:
-  host: https://127.0.0.1:2197
+  host: https://127.0.0.1:$SIM_APNS
   key_file: $OUT/creds/AuthKey.p8
   key_id: SIMKEY0001
   team_id: SIMTEAM001
@@ -109,26 +153,49 @@ apns:
 fcm:
   project_id: owlpost-sim
   credentials_file: $OUT/creds/service-account.json
-  endpoint: https://127.0.0.1:2198/v1
+  endpoint: https://127.0.0.1:$SIM_FCM/v1
   ca_file: $OUT/ca.pem
-control: {addr: "127.0.0.1:8080", url: "http://127.0.0.1:8080", token_file: "$OUT/control-token"}
+control: {addr: "127.0.0.1:$(control_port 1)", url: "http://127.0.0.1:$(control_port 1)", token_file: "$OUT/control-token"}
 YAML
 export OWLPOST_CONFIG="$OUT/owlpost.yaml"
 
 say "topics"
 bin/owlctl topics create >/dev/null
 
-say "stages: planner, fanout x2, sender ios, sender android, control API"
-start planner OWLPOST_INSTANCE_ID=planner-1 OWLPOST_METRICS_ADDR=127.0.0.1:9101 bin/planner
-start fanout-1 OWLPOST_INSTANCE_ID=fanout-1 OWLPOST_METRICS_ADDR=127.0.0.1:9102 bin/fanout
-start fanout-2 OWLPOST_INSTANCE_ID=fanout-2 OWLPOST_METRICS_ADDR=127.0.0.1:9103 bin/fanout
+say "stages: planner, $FANOUTS fanout(s), $SENDERS sender(s) per platform, $CONTROLS control API replica(s) (fleet $FLEET)"
+[ "$FANOUTS" -le 12 ] && [ "$SENDERS" -le 12 ] ||
+	echo "demo: note: the topics have 12 partitions; instances beyond 12 per group stay idle" >&2
+next_metrics=$((BASE + 1))
+metrics() { echo "OWLPOST_METRICS_ADDR=127.0.0.1:$next_metrics"; }
+start planner OWLPOST_INSTANCE_ID=planner-1 "$(metrics)" bin/planner
+next_metrics=$((next_metrics + 1))
+for i in $(seq "$FANOUTS"); do
+	start "fanout-$i" "OWLPOST_INSTANCE_ID=fanout-$i" "$(metrics)" bin/fanout
+	next_metrics=$((next_metrics + 1))
+done
 # The senders' runtime settings, as in the bench (BENCHMARKS.md, "runtime settings"):
 # stacks kept across GCs, and half the cores each, as a CPU limit would give them.
 SENDER_RT=(GODEBUG=gcshrinkstackoff=1 "GOMAXPROCS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))")
-start sender-ios "${SENDER_RT[@]}" OWLPOST_INSTANCE_ID=sender-ios-1 OWLPOST_SENDER_PLATFORM=ios OWLPOST_METRICS_ADDR=127.0.0.1:9104 bin/sender
-start sender-android "${SENDER_RT[@]}" OWLPOST_INSTANCE_ID=sender-android-1 OWLPOST_SENDER_PLATFORM=android OWLPOST_METRICS_ADDR=127.0.0.1:9105 bin/sender
-start control OWLPOST_INSTANCE_ID=control-1 OWLPOST_METRICS_ADDR=127.0.0.1:9106 bin/owlctl serve
+for platform in ios android; do
+	for i in $(seq "$SENDERS"); do
+		name="sender-$platform"
+		[ "$i" = 1 ] || name="sender-$platform-$i"
+		start "$name" "${SENDER_RT[@]}" "OWLPOST_INSTANCE_ID=sender-$platform-$i" "OWLPOST_SENDER_PLATFORM=$platform" "$(metrics)" bin/sender
+		next_metrics=$((next_metrics + 1))
+	done
+done
+CONTROL_URLS=()
+for i in $(seq "$CONTROLS"); do
+	name=control
+	[ "$i" = 1 ] || name="control-$i"
+	start "$name" "OWLPOST_INSTANCE_ID=control-$i" "$(metrics)" "OWLPOST_CONTROL_ADDR=127.0.0.1:$(control_port "$i")" bin/owlctl serve
+	next_metrics=$((next_metrics + 1))
+	CONTROL_URLS+=("http://127.0.0.1:$(control_port "$i")")
+done
 sleep 2
+for url in "${CONTROL_URLS[@]}"; do
+	for _ in $(seq 100); do curl -sf -o /dev/null "$url/v1/openapi.json" && break; sleep 0.1; done
+done
 check_alive
 
 say "audience: $TOKENS tokens ($IOS iOS, $ANDROID Android), $BAD malformed, $INVALID refused by the provider"
@@ -153,7 +220,11 @@ bin/owlctl proof "$ID"
 
 say "GO: $PRESSES people press the button at once"
 for i in $(seq "$PRESSES"); do
-	bin/owlctl fire "$ID" --yes --by "marketer-$i" >"$OUT/fire-$i.txt" 2>&1 &
+	if [ "$CONTROLS" -gt 1 ]; then # through the API, split across the replicas
+		bin/owlctl fire "$ID" --yes --via-api --control.url "${CONTROL_URLS[$(((i - 1) % CONTROLS))]}" >"$OUT/fire-$i.txt" 2>&1 &
+	else
+		bin/owlctl fire "$ID" --yes --by "marketer-$i" >"$OUT/fire-$i.txt" 2>&1 &
+	fi
 done
 set +e
 wait_fire=0
@@ -167,6 +238,6 @@ cat "$OUT"/fire-*.txt
 [ $wait_fire = 0 ] || { echo "demo: a fire press failed" >&2; exit 1; }
 
 say "sending; waiting for every planned token to have an outcome (at most ${TIMEOUT}s)"
-bin/owlctl report "$ID" --wait "${TIMEOUT}s" --svg "$OUT/report.svg" --check-sim http://127.0.0.1:2199 \
+bin/owlctl report "$ID" --wait "${TIMEOUT}s" --svg "$OUT/report.svg" --check-sim http://127.0.0.1:$SIM_ADMIN \
 	$([ "${DEMO_JSON:-0}" = 1 ] && echo --json) | tee "$OUT/report.txt"
 check_alive
