@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/e2e"
+	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/testenv"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -22,6 +24,40 @@ import (
 // kill did land mid-release: some partition has a partial marker written by
 // the victim and its final marker written by the survivor.
 func TestKillMidRelease(t *testing.T) {
+	interruptMidRelease(t, "F-kill", (*e2e.Proc).Kill)
+}
+
+// TestStopMidRelease is TestKillMidRelease with SIGTERM: the victim finishes
+// the release transaction in flight on each of its partitions, leaves the
+// group at once (no session timeout) and exits 0; the survivor goes on from
+// the progress markers. Nothing was abandoned: the send topics read
+// read_uncommitted hold exactly the committed send tasks, so no transaction
+// of the victim was aborted (a kill leaves its open transactions to be
+// aborted by the survivor's fencing).
+func TestStopMidRelease(t *testing.T) {
+	e, victim := interruptMidRelease(t, "F-stop", (*e2e.Proc).Stop)
+	if err := victim.Err(); err != nil {
+		t.Errorf("%s did not exit cleanly on SIGTERM: %v\n%s", victim.Name, err, victim.Tail(20))
+	}
+	if out := victim.Output(); !strings.Contains(out, "fanout: partitions revoked") {
+		t.Errorf("%s never handed its partitions back:\n%s", victim.Name, victim.Tail(20))
+	}
+	committed := len(e.sends(t))
+	all := 0
+	for _, topic := range []string{e.cfg.Topics.SendIOS, e.cfg.Topics.SendAndroid} {
+		all += countUncommitted(t, e, topic)
+	}
+	if all != committed {
+		t.Errorf("the send topics hold %d send tasks read_uncommitted, %d committed: a transaction was aborted, not finished", all, committed)
+	}
+}
+
+// interruptMidRelease runs two fanout processes holding two partitions
+// each, fires, and as soon as the first send tasks are committed stops
+// fanout-1 with stop. It checks every batch is released exactly once and
+// that the interruption landed mid-release (a partition the victim left
+// partial and the survivor finished), and returns the env and the victim.
+func interruptMidRelease(t *testing.T, fireID string, stop func(*e2e.Proc)) (*env, *e2e.Proc) {
 	e := newEnv(t)
 	const campaign = "big"
 	// Many small batches: the release takes long enough to be interrupted.
@@ -74,9 +110,9 @@ func TestKillMidRelease(t *testing.T) {
 	victim, survivor := "fanout-1", "fanout-2"
 	watch := testenv.Client(t, e.cfg, kgo.ConsumeTopics(e.cfg.Topics.SendIOS, e.cfg.Topics.SendAndroid),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
-	fire := e.fire(t, campaign, "F-kill")
+	fire := e.fire(t, campaign, fireID)
 	ctx := testenv.Context(t, time.Minute)
-	// Kill once a few chunks are committed: the victim is then typically
+	// Stop once a few chunks are committed: the victim is then typically
 	// inside a transaction on each of its partitions.
 	for seen := 0; seen < 100; {
 		fs := watch.PollFetches(ctx)
@@ -85,9 +121,10 @@ func TestKillMidRelease(t *testing.T) {
 		}
 		seen += fs.NumRecords()
 	}
-	procs[victim].Kill()
-	t.Logf("killed %s (partitions %v) once the first send tasks were visible", victim, owned[victim])
-	killedAt := time.Now()
+	stoppedAt := time.Now()
+	stop(procs[victim])
+	t.Logf("stopped %s (partitions %v) once the first send tasks were visible; it exited after %s",
+		victim, owned[victim], time.Since(stoppedAt).Round(time.Millisecond))
 
 	e.waitStatus(t, 2*time.Minute, campaign, survivor, func(s wire.Status) error {
 		if s.State != wire.StateReleased || len(s.Partitions) != int(e.cfg.Topics.BatchesPartitions) || s.Released != total {
@@ -95,7 +132,7 @@ func TestKillMidRelease(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("survivor finished %s after the kill", time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("survivor finished %s after the stop signal", time.Since(stoppedAt).Round(time.Millisecond))
 	checkExactlyOnce(t, e.cfg, tp, e.sends(t), fire)
 
 	// Marker history: find a victim partition that the victim left partial
@@ -134,6 +171,45 @@ func TestKillMidRelease(t *testing.T) {
 		}
 	}
 	if takeovers == 0 {
-		t.Fatalf("the kill did not land mid-release (marker history %v): make the plan bigger", h)
+		t.Fatalf("the stop did not land mid-release (marker history %v): make the plan bigger", h)
 	}
+	return e, procs[victim]
+}
+
+// countUncommitted counts the data records of a topic read read_uncommitted
+// (aborted transactions' records included) up to its end now.
+func countUncommitted(t *testing.T, e *env, topic string) int {
+	t.Helper()
+	ctx := testenv.Context(t, time.Minute)
+	ends, err := kafka.SnapshotEnds(ctx, testenv.Admin(t, e.cfg), topic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := map[int32]kgo.Offset{}
+	for p, end := range ends {
+		if end > 0 {
+			offsets[p] = kgo.NewOffset().AtStart()
+		}
+	}
+	if len(offsets) == 0 {
+		return 0
+	}
+	cl := testenv.Client(t, e.cfg, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())
+	n := 0
+	for len(offsets) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: read_uncommitted did not reach the end offsets %v within a minute", topic, ends)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				n++
+			}
+			if r.Offset >= ends[r.Partition]-1 {
+				delete(offsets, r.Partition)
+			}
+		})
+	}
+	return n
 }
