@@ -165,28 +165,7 @@ func hooks(reg prometheus.Registerer, name string) kgo.Opt {
 	if reg == nil {
 		return kgo.WithHooks()
 	}
-	return metrics.KafkaHooks(replacingRegisterer{reg}, name)
-}
-
-// replacingRegisterer lets a client's kprom collectors replace those of an
-// earlier client with the same name (a partition's producer re-created
-// after a rebalance, whose predecessor's close has not unregistered yet)
-// instead of panicking in MustRegister.
-type replacingRegisterer struct{ prometheus.Registerer }
-
-func (r replacingRegisterer) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				r.Unregister(are.ExistingCollector)
-				if err := r.Register(c); err == nil {
-					continue
-				}
-			}
-			// Metrics must never take the stage down; the client works without them.
-		}
-	}
+	return metrics.KafkaHooks(metrics.Replacing(reg), name)
 }
 
 // Run joins the fanout group, reads the control topic from its start and

@@ -50,3 +50,23 @@ func TestRegisterReturnsTheRegisteredCollector(t *testing.T) {
 		t.Fatalf("nil registry: got %v, collector replaced=%v", err, orig == first)
 	}
 }
+
+// A collector registered again through Replacing takes the place of the
+// first one: what the new one records is exported, and nothing panics.
+func TestReplacingReplaces(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	opts := prometheus.CounterOpts{Name: "owlpost_test_replaced_total", Help: "test"}
+	first, second := prometheus.NewCounter(opts), prometheus.NewCounter(opts)
+	r := Replacing(reg)
+	r.MustRegister(first)
+	r.MustRegister(second)
+	first.Add(1)
+	second.Add(2)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 1 || mfs[0].GetMetric()[0].GetCounter().GetValue() != 2 {
+		t.Fatalf("gathered %v, want the second counter's 2", mfs)
+	}
+}
