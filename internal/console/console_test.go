@@ -20,6 +20,7 @@ import (
 
 	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/catalog"
+	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/console"
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/guard"
@@ -50,15 +51,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile("../campaign/testdata/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	def, err := campaign.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def.Launch.Launchers = []string{"alice", "bob"}
+	def := example(t)
 	if err := cat.PutCampaign(ctx, def); err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +71,34 @@ func setup(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
+	g := guard.New(testenv.Redis(t, cfg), cfg.Redis.Prefix, nil)
+	ts, _, tokens := serve(t, cfg, cl, g, [][2]string{{"alice", "launcher"}, {"bob", "launcher"}, {"vera", "viewer"}})
+	return &env{ts: ts, g: g, id: def.ID, tokens: tokens, ctx: ctx}
+}
+
+// example is the example campaign with launchers alice and bob.
+func example(t *testing.T) *campaign.Campaign {
+	t.Helper()
+	src, err := os.ReadFile("../campaign/testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := campaign.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def.Launch.Launchers = []string{"alice", "bob"}
+	return def
+}
+
+// serve writes a users file of people (name, role) with fresh tokens, and
+// serves the control API with the console over cfg's topics and g until the
+// test ends; it returns the server, the Service and each person's token.
+func serve(t *testing.T, cfg *config.Config, cl *kgo.Client, g *guard.Guard, people [][2]string) (*httptest.Server, *control.Service, map[string]string) {
+	t.Helper()
 	tokens := map[string]string{}
 	users := "users:\n"
-	for _, u := range [][2]string{{"alice", "launcher"}, {"bob", "launcher"}, {"vera", "viewer"}} {
+	for _, u := range people {
 		tok, hash, err := identity.NewToken()
 		if err != nil {
 			t.Fatal(err)
@@ -92,7 +110,6 @@ func setup(t *testing.T) *env {
 	if err := os.WriteFile(cfg.Control.UsersFile, []byte(users), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := guard.New(testenv.Redis(t, cfg), cfg.Redis.Prefix, nil)
 	svc, err := control.New(cfg, control.Deps{Kafka: cl, Guard: g})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +129,7 @@ func setup(t *testing.T) *env {
 	con.Register(srv)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &env{ts: ts, g: g, id: def.ID, tokens: tokens, ctx: ctx}
+	return ts, svc, tokens
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

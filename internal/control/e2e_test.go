@@ -2,25 +2,16 @@ package control_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/control"
-	"github.com/owlpost/owlpost/internal/fanout"
-	"github.com/owlpost/owlpost/internal/planner"
-	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/pushsim"
-	"github.com/owlpost/owlpost/internal/sender"
 	"github.com/owlpost/owlpost/internal/testenv"
+	"github.com/owlpost/owlpost/internal/testenv/stages"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -54,86 +45,13 @@ func (p *pipeline) plan(t *testing.T, nIOS, nAndroid int) *wire.Manifest {
 	if err := p.cat.PutCampaign(p.ctx, p.def); err != nil {
 		t.Fatal(err)
 	}
-	adm := testenv.Admin(t, p.cfg)
-	if _, err := adm.CreateTopic(p.ctx, 2, 1, nil, def.AudienceTopic); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testenv.DeleteTopics(t, p.cfg, def.AudienceTopic) })
-	locales := []string{"en-US", "de-DE", "es-MX", "pt-BR", "fr-FR"}
-	var recs []*kgo.Record
-	for i := range nIOS + nAndroid {
-		r := wire.AudienceRecord{UserID: fmt.Sprintf("u%d", i), Platform: push.IOS, Locale: locales[i%len(locales)]}
-		if i < nIOS {
-			r.Token = fmt.Sprintf("%064x", i+1)
-		} else {
-			r.Platform = push.Android
-			r.Token = fmt.Sprintf("fcm%06d:APA91b%s", i, strings.Repeat("x", 140))
-		}
-		b, _ := json.Marshal(r)
-		recs = append(recs, &kgo.Record{Topic: def.AudienceTopic, Key: []byte(r.UserID), Value: b})
-	}
-	if err := p.cl.ProduceSync(p.ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	pl, err := planner.New(p.cfg, planner.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pl.Close()
-	m, err := pl.Plan(p.ctx, def.ID, "e2e", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.m = m
-	return m
-}
-
-type logWriter struct{ t *testing.T }
-
-func (w logWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
+	stages.Audience(t, p.ctx, p.cfg, p.cl, def.AudienceTopic, nIOS, nAndroid)
+	p.m = stages.Plan(t, p.ctx, p.cfg, def.ID, "e2e")
+	return p.m
 }
 
 // start runs a fanout instance and both senders until the test ends.
-func (p *pipeline) start(t *testing.T) {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(context.Background())
-	run := func(name string, r func(context.Context) error, closeFn func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := r(ctx); err != nil && ctx.Err() == nil {
-				t.Errorf("%s: Run: %v", name, err)
-			}
-			_ = closeFn()
-		}()
-	}
-	fcfg := *p.cfg
-	fcfg.InstanceID = "fanout-e2e"
-	fo, err := fanout.New(&fcfg, fanout.Deps{Log: log, Registry: prometheus.NewRegistry(), Guard: p.g})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("fanout", fo.Run, fo.Close)
-	for _, plat := range []push.Platform{push.IOS, push.Android} {
-		c := *p.cfg
-		c.Sender.Platform = string(plat)
-		c.InstanceID = "sender-" + string(plat)
-		adapter, err := sender.NewPush(&c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := sender.New(&c, sender.Deps{Registry: prometheus.NewRegistry(), Log: log, Guard: p.g, Push: adapter})
-		if err != nil {
-			t.Fatal(err)
-		}
-		run("sender "+string(plat), st.Run, func() error { _ = st.Close(); return adapter.Close() })
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-}
+func (p *pipeline) start(t *testing.T) { stages.Start(t, p.cfg, p.g) }
 
 // waitStatus polls Status until ok accepts it.
 func (p *pipeline) waitStatus(t *testing.T, d time.Duration, what string, ok func(*control.CampaignStatus) bool) *control.CampaignStatus {
