@@ -58,6 +58,11 @@ func NewClient(cfg *config.Config) (redis.UniversalClient, error) {
 			Addrs: r.Addrs, Username: r.Username, Password: r.Password,
 			DialTimeout: r.Timeout, ReadTimeout: r.Timeout, WriteTimeout: r.Timeout,
 			MaxRetries: 1, TLSConfig: tc,
+			// go-redis learns of a failover from a MOVED answer or this
+			// reload (default 60 s): a dead primary answers nothing, so its
+			// slots stayed routed to it for up to a minute after its replica
+			// took over. One CLUSTER SLOTS a second per client is cheap.
+			ClusterStateReloadInterval: time.Second,
 		}), nil
 	}
 	addr := r.Addr
