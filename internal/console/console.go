@@ -355,7 +355,7 @@ func (c *Console) actResult(w http.ResponseWriter, r *http.Request, s *session, 
 // live is one event of the stream: what the page updates.
 type live struct {
 	State    string            `json:"state"`
-	Ready    bool              `json:"ready"`
+	Ready    bool              `json:"ready_to_fire"`
 	Reasons  []string          `json:"reasons"`
 	Fire     *control.FireInfo `json:"fire,omitempty"`
 	Progress *control.Progress `json:"progress,omitempty"`

@@ -47,7 +47,7 @@
   function update(s) {
     text("state", s.state);
     document.getElementById("state").className = "state state-" + s.state;
-    ready = s.ready;
+    ready = s.ready_to_fire;
     if (s.fire) {
       fired = true;
       const b = document.getElementById("fired");
