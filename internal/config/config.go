@@ -197,6 +197,19 @@ type FanoutConfig struct {
 	TransactionalID string `mapstructure:"transactional_id"`
 }
 
+// DefaultSenderGroup is the consumer group prefix when sender.group is
+// empty; the platform is appended ("owlpost-sender-ios").
+const DefaultSenderGroup = "owlpost-sender"
+
+// GroupOf is the consumer group of the senders of platform (ios, android).
+func (c SenderConfig) GroupOf(platform string) string {
+	g := c.Group
+	if g == "" {
+		g = DefaultSenderGroup
+	}
+	return g + "-" + platform
+}
+
 // SenderConfig tunes the sender stage.
 type SenderConfig struct {
 	// Platform this sender serves: ios or android.

@@ -284,6 +284,27 @@ func TestBrowser(t *testing.T) {
 	total := nIOS + nAndroid
 	alice.until("COMPLETE with every token accepted", 3*time.Minute, fmt.Sprintf(`document.getElementById("state").textContent === "done" &&
 		document.getElementById("p-accepted").textContent === "%d"`, total))
+	// The live figures: per platform, the rate, the percentiles, the lag per stage, the chart.
+	for plat, n := range map[string]int{"ios": nIOS, "android": nAndroid} {
+		if got := eval[string](alice, fmt.Sprintf(`document.querySelector("#row-%s .accepted").textContent`, plat)); got != fmt.Sprint(n) {
+			t.Fatalf("%s row shows %s accepted, want %d:\n%s", plat, got, n, alice.text())
+		}
+	}
+	alice.until("the figures and the chart", time.Minute, `/^\d+$/.test(document.getElementById("rate").textContent) &&
+		document.getElementById("latency").textContent.includes("p95") &&
+		document.querySelectorAll("#lag li").length === 3 &&
+		!document.getElementById("complete").hidden &&
+		document.getElementById("chart").complete && document.getElementById("chart").naturalWidth > 0`)
+	// The report: what owlctl report prints, the curve, the JSON.
+	alice.do("open the report", chromedp.Click(chromedp.ID("report-link")), chromedp.WaitVisible(chromedp.ID("report-text")))
+	alice.until("the report's curve", time.Minute, `document.getElementById("report-chart").complete && document.getElementById("report-chart").naturalWidth > 0`)
+	if txt := eval[string](alice, `document.getElementById("report-text").textContent`); !strings.Contains(txt, "COMPLETE") ||
+		!strings.Contains(txt, "time from fire to accepted") || !strings.Contains(txt, "fired") {
+		t.Fatalf("report page:\n%s", txt)
+	}
+	if n := eval[int](alice, `fetch(document.getElementById("report-json").href).then(r => r.json()).then(j => j.total.accepted)`); n != total {
+		t.Fatalf("report JSON: %d accepted, want %d", n, total)
+	}
 	if st := sim.Stats(def.ID); st.DistinctTokens != int64(total)+int64(len(def.ProofAudience)) || st.DuplicateDeliveries != 0 {
 		t.Fatalf("simulator: %d distinct tokens, %d duplicates; want %d proof + %d campaign tokens once each",
 			st.DistinctTokens, st.DuplicateDeliveries, len(def.ProofAudience), total)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/identity"
 	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/report"
 )
 
 //go:embed assets templates
@@ -83,6 +85,10 @@ func (c *Console) Register(api *control.Server) {
 	api.Handle("GET /console/{$}", c.secure(c.authed(c.list)))
 	api.Handle("GET /console/c/{id}", c.secure(c.authed(c.campaign)))
 	api.Handle("GET /console/c/{id}/events", c.secure(c.authed(c.events)))
+	api.Handle("GET /console/c/{id}/chart.svg", c.secure(c.authed(c.chart)))
+	api.Handle("GET /console/c/{id}/report", c.secure(c.authed(c.report("report.html"))))
+	api.Handle("GET /console/c/{id}/report.svg", c.secure(c.authed(c.report("svg"))))
+	api.Handle("GET /console/c/{id}/report.json", c.secure(c.authed(c.report("json"))))
 	for _, a := range []string{control.ActionPrepare, control.ActionProof, control.ActionFire, control.ActionAbort} {
 		api.Handle("POST /console/c/{id}/"+a, c.secure(c.authed(c.act(a))))
 	}
@@ -249,6 +255,8 @@ type page struct {
 	Previews []preview
 	Status   *control.CampaignStatus
 	Proof    *control.ProofReport
+	// Platforms are the planned platforms (a progress row each).
+	Platforms []push.Platform
 	// MayFire: the viewer's role and the launchers list allow a press.
 	MayFire, MayOperate bool
 	Flash, Error        string
@@ -266,6 +274,14 @@ func (c *Console) campaignPage(ctx context.Context, s *session, id string) (*pag
 	p := &page{Who: s.who, CSRF: s.csrf, ID: id, Def: def, Previews: previews(def), Status: st,
 		MayFire:    control.Allow(s.who, control.ActionFire) == nil && def.MayFire(s.who.Name),
 		MayOperate: control.Allow(s.who, control.ActionPrepare) == nil}
+	if st.Plan != nil {
+		if st.Plan.IOSTokens > 0 {
+			p.Platforms = append(p.Platforms, push.IOS)
+		}
+		if st.Plan.AndroidTokens > 0 {
+			p.Platforms = append(p.Platforms, push.Android)
+		}
+	}
 	if st.LastProof != nil {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -277,11 +293,7 @@ func (c *Console) campaignPage(ctx context.Context, s *session, id string) (*pag
 func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s *session) {
 	p, err := c.campaignPage(r.Context(), s, r.PathValue("id"))
 	if err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, control.ErrUnknownCampaign) {
-			code = http.StatusNotFound
-		}
-		http.Error(w, err.Error(), code)
+		c.fail(w, err)
 		return
 	}
 	p.Flash = r.URL.Query().Get("flash")
@@ -392,6 +404,63 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, _ *session) {
 		case <-tick.C:
 		}
 	}
+}
+
+// chart draws the live curve of accepted notifications since fire
+// (report.LiveSnapshot.WriteSVG over the status's progress).
+func (c *Console) chart(w http.ResponseWriter, r *http.Request, _ *session) {
+	st, err := c.svc.Status(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, err)
+		return
+	}
+	var sn report.LiveSnapshot
+	if p := st.Progress; p != nil {
+		sn = report.LiveSnapshot{Curve: p.Curve, P50: p.P50MS, P95: p.P95MS, P99: p.P99MS, MaxMS: p.MaxMS}
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	if err := sn.WriteSVG(w, st.Campaign); err != nil {
+		c.log.Warn("console: chart", "err", err)
+	}
+}
+
+// report serves the final report of the campaign's fire (control.Service.Report,
+// what `owlctl report` prints) as a page with the curve, as the SVG or as
+// the JSON.
+func (c *Console) report(as string) func(w http.ResponseWriter, r *http.Request, s *session) {
+	return func(w http.ResponseWriter, r *http.Request, s *session) {
+		id := r.PathValue("id")
+		rep, err := c.svc.Report(r.Context(), id)
+		if err != nil {
+			c.fail(w, err)
+			return
+		}
+		switch as {
+		case "svg":
+			w.Header().Set("Content-Type", "image/svg+xml")
+			err = rep.WriteSVG(w)
+		case "json":
+			w.Header().Set("Content-Type", "application/json")
+			err = rep.WriteJSON(w)
+		default:
+			var text strings.Builder
+			if err = rep.WriteText(&text); err == nil {
+				c.render(w, http.StatusOK, as, map[string]any{"Who": s.who, "CSRF": s.csrf, "ID": id, "Report": rep, "Text": text.String()})
+			}
+		}
+		if err != nil {
+			c.log.Warn("console: report", "campaign", id, "err", err)
+		}
+	}
+}
+
+// fail answers a read that failed: 404 for an unknown campaign.
+func (c *Console) fail(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, control.ErrUnknownCampaign) {
+		code = http.StatusNotFound
+	}
+	http.Error(w, err.Error(), code)
 }
 
 // gate is one line of the readiness checklist.

@@ -7,8 +7,12 @@
 // Pages: /console/ (campaigns and their states), /console/c/{id} (the
 // definition, a phone-like preview per locale, the plan, the readiness
 // checklist, the last proof with each device's outcome, the GO button,
-// progress, abort, the audit log) and /console/c/{id}/events (the status
-// as an SSE stream, once a second).
+// progress, abort, the audit log), /console/c/{id}/events (the status
+// as an SSE stream, once a second), /console/c/{id}/chart.svg (the live
+// curve, drawn by report.LiveSnapshot) and /console/c/{id}/report (the
+// final report as `owlctl report` prints it, with report.svg and
+// report.json). The console computes no figure itself: the counts, rates,
+// percentiles and lag are the control status's, the report is report.Build's.
 //
 // Security: login with a token (control.Server.Login: the same identities,
 // the same per-address limit on wrong tokens); a random session id in a

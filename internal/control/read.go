@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/report"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -63,19 +64,20 @@ func (s *Service) audit(ctx context.Context, id string) ([]wire.Control, error) 
 	return out, err
 }
 
-// progress folds the results of one fire (report.Fold) read from the
-// results topic from its fire on (with a minute of slack for clock skew).
-// Results of another generation than the manifest's do not count.
+// progress folds the results of one fire (report.Live, over report.Fold)
+// read from the results topic since the fire, and adds the stages' consumer
+// lag.
 func (s *Service) progress(ctx context.Context, m *wire.Manifest, id, fireID string, since time.Time) (*Progress, error) {
 	pr := &Progress{}
 	if m != nil {
 		pr.BatchesPlanned, pr.TokensPlanned = m.Batches(), m.Tokens()
 	}
+	pr.Lag, pr.LagError = s.lag(ctx)
 	starts, err := s.startsAfter(ctx, s.cfg.Topics.Results, since)
 	if err != nil {
 		return pr, err
 	}
-	fold := report.NewFold(id, fireID)
+	live := report.NewLive(id, fireID)
 	err = s.readRange(ctx, s.cfg.Topics.Results, starts, func(r *kgo.Record) {
 		var res wire.Result
 		if wire.Decode(r.Value, &res) != nil || res.Campaign != id || res.FireID != fireID || res.Kind != wire.KindFire {
@@ -87,13 +89,47 @@ func (s *Service) progress(ctx context.Context, m *wire.Manifest, id, fireID str
 		if !res.Skipped && m != nil && res.Generation != m.Generation && res.Generation != 0 {
 			return
 		}
-		fold.Add(string(r.Key), &res)
+		live.Add(string(r.Key), &res)
 	})
-	t := fold.Total()
-	pr.BatchesDone, pr.TokensDone, pr.Skipped = int(t.Batches), int(fold.Tokens()), fold.Skipped()
+	sn := live.Snapshot()
+	t := sn.Total
+	pr.BatchesDone, pr.TokensDone, pr.Skipped = int(t.Batches), int(sn.Tokens), sn.Skipped
 	pr.Accepted, pr.Invalid, pr.Failed = int(t.Accepted), int(t.Invalid), int(t.Failed)
 	pr.Expired, pr.Aborted, pr.Retries = int(t.Expired), int(t.Aborted), int(t.Retries)
+	pr.ByPlatform = map[string]PlatformProgress{}
+	for p, c := range sn.ByPlatform {
+		pr.ByPlatform[p] = PlatformProgress{Accepted: int(c.Accepted), Invalid: int(c.Invalid), Failed: int(c.Failed),
+			Expired: int(c.Expired), Aborted: int(c.Aborted)}
+	}
+	pr.P50MS, pr.P95MS, pr.P99MS, pr.MaxMS, pr.Curve = sn.P50, sn.P95, sn.P99, sn.MaxMS, sn.Curve
+	pr.AcceptedPerSecond = live.PerSecond(s.now().Sub(since))
 	return pr, err
+}
+
+// lag is the consumer lag of the stages a fire goes through: the fanout
+// (triggers) and the senders per platform.
+func (s *Service) lag(ctx context.Context) ([]StageLag, string) {
+	stages := []StageLag{{Stage: "fanout", Group: s.cfg.Fanout.Group},
+		{Stage: "sender ios", Group: s.cfg.Sender.GroupOf(string(push.IOS))},
+		{Stage: "sender android", Group: s.cfg.Sender.GroupOf(string(push.Android))}}
+	groups := make([]string, len(stages))
+	for i, st := range stages {
+		groups[i] = st.Group
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rows, err := kafka.Lag(lctx, s.adm, groups...)
+	if err != nil {
+		return nil, err.Error()
+	}
+	for _, r := range rows {
+		for i := range stages {
+			if stages[i].Group == r.Group {
+				stages[i].Lag += r.Lag
+			}
+		}
+	}
+	return stages, ""
 }
 
 // startsAfter lists, per partition of topic, where to read from to see every
@@ -105,4 +141,17 @@ func (s *Service) startsAfter(ctx context.Context, topic string, since time.Time
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	return starts, nil
+}
+
+// Report builds the final report of the campaign's fire (report.Build, what
+// `owlctl report` prints); an error for a campaign that never fired.
+func (s *Service) Report(ctx context.Context, id string) (*report.Report, error) {
+	if _, _, err := s.lookup(ctx, id); err != nil {
+		return nil, fmt.Errorf("control: report: %w", err)
+	}
+	r, err := report.Build(ctx, s.cfg, s.cl, id, "")
+	if err != nil {
+		return nil, fmt.Errorf("control: report of %s: %w", id, err)
+	}
+	return r, nil
 }

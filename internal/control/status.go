@@ -10,6 +10,7 @@ import (
 
 	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/push"
+	"github.com/owlpost/owlpost/internal/report"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -137,6 +138,39 @@ type Progress struct {
 	Retries        int       `json:"retries"`
 	Skipped        int       `json:"skipped_duplicates"`
 	LastResultAt   time.Time `json:"last_result_at,omitzero"`
+	// ByPlatform are the same counts per platform (ios, android).
+	ByPlatform map[string]PlatformProgress `json:"by_platform,omitempty"`
+	// Time from fire to acceptance so far, in ms at 10 ms resolution
+	// (report.Live), and the notifications accepted in the second before
+	// the status was taken.
+	P50MS             uint32 `json:"p50_ms"`
+	P95MS             uint32 `json:"p95_ms"`
+	P99MS             uint32 `json:"p99_ms"`
+	MaxMS             uint32 `json:"max_ms"`
+	AcceptedPerSecond uint64 `json:"accepted_per_second"`
+	// Curve is accepted notifications over time since fire (cumulative, at
+	// most 200 points), as report.LiveSnapshot draws it.
+	Curve []report.Point `json:"curve,omitempty"`
+	// Lag is each stage's consumer lag (summed over its partitions); empty
+	// with LagError set when the broker did not answer.
+	Lag      []StageLag `json:"lag,omitempty"`
+	LagError string     `json:"lag_error,omitempty"`
+}
+
+// PlatformProgress counts one platform's results of the fire.
+type PlatformProgress struct {
+	Accepted int `json:"accepted"`
+	Invalid  int `json:"invalid"`
+	Failed   int `json:"failed"`
+	Expired  int `json:"expired"`
+	Aborted  int `json:"aborted"`
+}
+
+// StageLag is one stage's consumer group and its lag.
+type StageLag struct {
+	Stage string `json:"stage"`
+	Group string `json:"group"`
+	Lag   int64  `json:"lag"`
 }
 
 // ProofInfo is the latest proof request.

@@ -14,9 +14,9 @@ import (
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/report"
 	"github.com/owlpost/owlpost/internal/retry"
-	"github.com/owlpost/owlpost/internal/sender"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -60,14 +60,8 @@ func watch(ctx context.Context, env *Env, cfg *config.Config, svc *control.Servi
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	group := cfg.Sender.Group
-	if group == "" {
-		group = sender.DefaultGroup
-	}
-	groups := []string{group + "-ios", group + "-android"}
+	groups := []string{cfg.Sender.GroupOf(string(push.IOS)), cfg.Sender.GroupOf(string(push.Android))}
 	live := report.NewLive(id, fire.FireID)
-	var prevAccepted uint64
-	prevAt := time.Now()
 	next := time.Now().Add(time.Second)
 	for {
 		pctx, cancel := context.WithDeadline(ctx, next)
@@ -87,8 +81,7 @@ func watch(ctx context.Context, env *Env, cfg *config.Config, svc *control.Servi
 		}
 		next = time.Now().Add(time.Second)
 		s := live.Snapshot()
-		rate := float64(s.Total.Accepted-prevAccepted) / time.Since(prevAt).Seconds()
-		prevAccepted, prevAt = s.Total.Accepted, time.Now()
+		rate := float64(live.PerSecond(time.Since(fire.At)))
 		lctx, lcancel := context.WithTimeout(ctx, 2*time.Second)
 		lag, lagErr := kafka.Lag(lctx, adm, groups...)
 		lcancel()
@@ -115,7 +108,7 @@ func drawWatch(w io.Writer, id string, fire *control.FireInfo, planned uint64, s
 	frac := pct(s.Total.Accepted, planned) / 100
 	bar := strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width))
 	fmt.Fprintf(w, "accepted [%s] %d / %d  %.1f%%\n", bar, s.Total.Accepted, planned, frac*100)
-	fmt.Fprintf(w, "rate     %.0f notifications/s\n", rate)
+	fmt.Fprintf(w, "rate     %.0f notifications/s (accepted in the last second)\n", rate)
 	fmt.Fprintf(w, "from fire p50 %s  p95 %s  p99 %s  max %s (so far, 10 ms resolution)\n", msText(s.P50), msText(s.P95), msText(s.P99), msText(s.MaxMS))
 	fmt.Fprintf(w, "outcomes invalid %d  failed %d  expired %d  aborted %d  retries %d  batches reported %d\n",
 		s.Total.Invalid, s.Total.Failed, s.Total.Expired, s.Total.Aborted, s.Total.Retries, s.Total.Batches)

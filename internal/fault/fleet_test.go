@@ -27,7 +27,6 @@ import (
 	"github.com/owlpost/owlpost/internal/planner"
 	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/pushsim"
-	"github.com/owlpost/owlpost/internal/sender"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -380,11 +379,7 @@ func (s *stack) kedaDecision(p push.Platform, current int) string {
 	t := s.t
 	t.Helper()
 	threshold, minR, maxR := kedaSettings(t, p)
-	group := s.cfg.Sender.Group
-	if group == "" {
-		group = sender.DefaultGroup
-	}
-	group += "-" + string(p)
+	group := s.cfg.Sender.GroupOf(string(p))
 	topic := s.cfg.Topics.SendIOS
 	if p == push.Android {
 		topic = s.cfg.Topics.SendAndroid

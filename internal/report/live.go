@@ -2,6 +2,7 @@ package report
 
 import (
 	"sort"
+	"time"
 
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -47,11 +48,29 @@ func (l *Live) count(ms []uint32, sign int64) {
 // LiveSnapshot is what the live view shows.
 type LiveSnapshot struct {
 	Total Counts
+	// ByPlatform are the counts per platform (Planned is not set).
+	ByPlatform map[string]Counts
+	// Tokens is the number of tokens of the counted batches; Skipped the
+	// skipped results seen (Fold's).
+	Tokens  uint64
+	Skipped int
 	// Percentiles of time from fire, in ms, at 10 ms resolution (upper bound
 	// of the bucket).
 	P50, P95, P99, MaxMS uint32
 	Reasons              []ReasonCount
+	// Curve is accepted notifications over time since fire (cumulative), at
+	// most maxCurvePoints points.
+	Curve []Point
 }
+
+// Point is one point of a curve of accepted notifications since fire.
+type Point struct {
+	MS       uint32 `json:"ms"`
+	Accepted uint64 `json:"accepted"`
+}
+
+// maxCurvePoints bounds the live curve (it travels in every status).
+const maxCurvePoints = 200
 
 // ReasonCount is one provider reason and its count.
 type ReasonCount struct {
@@ -61,7 +80,10 @@ type ReasonCount struct {
 
 // Snapshot returns the current aggregate.
 func (l *Live) Snapshot() LiveSnapshot {
-	s := LiveSnapshot{Total: l.fold.Total()}
+	s := LiveSnapshot{Total: l.fold.Total(), ByPlatform: map[string]Counts{}, Tokens: l.fold.Tokens(), Skipped: l.fold.Skipped()}
+	for p, c := range l.fold.ByPlatform() {
+		s.ByPlatform[string(p)] = c
+	}
 	n := s.Total.Accepted
 	if n > 0 {
 		q := func(f float64) uint32 {
@@ -83,5 +105,24 @@ func (l *Live) Snapshot() LiveSnapshot {
 		}
 	}
 	sort.Slice(s.Reasons, func(i, j int) bool { return s.Reasons[i].N > s.Reasons[j].N })
+	step := max(1, (len(l.hist)+maxCurvePoints-1)/maxCurvePoints)
+	var seen uint64
+	for i, c := range l.hist {
+		seen += c
+		if (i+1)%step == 0 || i == len(l.hist)-1 {
+			s.Curve = append(s.Curve, Point{MS: uint32((i + 1) * liveBucketMS), Accepted: seen})
+		}
+	}
 	return s
+}
+
+// PerSecond is the number of notifications accepted in the second before
+// at (time since fire): the rate of the send at that moment.
+func (l *Live) PerSecond(at time.Duration) uint64 {
+	end := int(at.Milliseconds() / liveBucketMS)
+	var n uint64
+	for i := max(0, end-1000/liveBucketMS); i < min(end, len(l.hist)); i++ {
+		n += l.hist[i]
+	}
+	return n
 }

@@ -28,9 +28,9 @@ import (
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
-// DefaultGroup is the consumer group prefix when sender.group is empty; the
-// platform is appended ("owlpost-sender-ios").
-const DefaultGroup = "owlpost-sender"
+// DefaultGroup is the consumer group prefix when sender.group is empty
+// (config.SenderConfig.GroupOf names the groups).
+const DefaultGroup = config.DefaultSenderGroup
 
 // Timings that are not worth a config key.
 const (
@@ -166,11 +166,7 @@ func New(cfg *config.Config, deps Deps) (*Stage, error) {
 	if p == push.Android {
 		s.role, s.topic = wire.RoleSenderAndroid, cfg.Topics.SendAndroid
 	}
-	group := cfg.Sender.Group
-	if group == "" {
-		group = DefaultGroup
-	}
-	s.group = group + "-" + string(p)
+	s.group = cfg.Sender.GroupOf(string(p))
 	var nonce [4]byte
 	_, _ = crand.Read(nonce[:])
 	s.owner = cfg.InstanceID + "/" + hex.EncodeToString(nonce[:])

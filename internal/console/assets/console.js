@@ -9,9 +9,7 @@
   const go = document.getElementById("go");
   const confirm = document.getElementById("confirm");
   const abortForm = document.getElementById("abort-form");
-  let ready = false, fired = false;
-  const points = [];
-  let last = null;
+  let ready = false, fired = false, chartFinal = false;
 
   function text(elID, v) { const e = document.getElementById(elID); if (e) e.textContent = v; }
 
@@ -34,14 +32,32 @@
     }
   }
 
-  function chart(fireAt, p, at) {
-    if (!fireAt || !p) return;
-    const t = (Date.parse(at) - Date.parse(fireAt)) / 1000;
-    points.push([Math.max(0, t), p.accepted]);
-    const maxT = Math.max(1, ...points.map(x => x[0]));
-    const maxY = Math.max(1, p.tokens_planned || 0, ...points.map(x => x[1]));
-    const pts = points.map(x => (x[0] / maxT * 590 + 5).toFixed(1) + "," + (155 - x[1] / maxY * 150).toFixed(1));
-    document.getElementById("curve").setAttribute("points", pts.join(" "));
+  // The chart is drawn by the server (report.LiveSnapshot.WriteSVG); the
+  // page only asks for the current picture.
+  function chart(at) {
+    const img = document.getElementById("chart");
+    img.hidden = false;
+    img.src = img.dataset.src + "?at=" + encodeURIComponent(at);
+  }
+
+  function ms(v) { return v >= 1000 ? (v / 1000).toFixed(2) + " s" : v + " ms"; }
+
+  function counts(row, c) {
+    for (const k of ["accepted", "invalid", "failed", "expired", "aborted"]) {
+      const td = row.querySelector("." + k);
+      if (td) td.textContent = c ? c[k] : 0;
+    }
+  }
+
+  function lag(rows, err) {
+    const ul = document.getElementById("lag");
+    ul.textContent = "";
+    if (err) { const li = document.createElement("li"); li.textContent = "unavailable: " + err; ul.appendChild(li); }
+    for (const r of rows || []) {
+      const li = document.createElement("li");
+      li.textContent = r.stage + " (" + r.group + "): " + r.lag;
+      ul.appendChild(li);
+    }
   }
 
   function update(s) {
@@ -60,13 +76,17 @@
       text("p-done", p.tokens_done + "/" + p.tokens_planned);
       text("p-accepted", p.accepted); text("p-invalid", p.invalid); text("p-failed", p.failed);
       text("p-expired", p.expired); text("p-aborted", p.aborted);
-      if (last) {
-        const dt = (Date.parse(s.at) - Date.parse(last.at)) / 1000;
-        if (dt > 0) text("rate", Math.round((p.accepted - last.accepted) / dt) + " accepted/s");
+      for (const row of document.querySelectorAll("#progress tr[id^=row-]")) {
+        if (row.id !== "row-all") counts(row, (p.by_platform || {})[row.id.substring(4)]);
       }
-      last = { at: s.at, accepted: p.accepted };
-      chart(s.fire && s.fire.at, p, s.at);
+      text("rate", p.accepted_per_second);
+      text("latency", "p50 " + ms(p.p50_ms) + ", p95 " + ms(p.p95_ms) + ", p99 " + ms(p.p99_ms) + ", max " + ms(p.max_ms) + " (10 ms resolution)");
+      lag(p.lag, p.lag_error);
+      if (!chartFinal) chart(s.at);
+      chartFinal = s.state === "done" || s.state === "aborted";
     }
+    document.getElementById("complete").hidden = s.state !== "done";
+    document.getElementById("report-link").hidden = !s.fire;
     arm();
   }
 
