@@ -195,6 +195,12 @@ type FanoutConfig struct {
 	// TransactionalID prefix; "-p<partition>" of the batches topic is appended
 	// (one transactional producer per partition, so a new owner fences the old).
 	TransactionalID string `mapstructure:"transactional_id"`
+	// ReleasePace, when positive, spreads a release over time: each
+	// partition's release transactions then hold one batch each and follow
+	// each other at least this far apart. 0 (the default): as fast as the
+	// transactions go. The fault suite uses it so a small campaign's release
+	// lasts long enough to restart every fanout during it.
+	ReleasePace time.Duration `mapstructure:"release_pace"`
 }
 
 // DefaultSenderGroup is the consumer group prefix when sender.group is
@@ -357,6 +363,7 @@ func defaults() map[string]any {
 
 		"fanout.group":            "owlpost-fanout",
 		"fanout.transactional_id": "owlpost-fanout",
+		"fanout.release_pace":     time.Duration(0),
 
 		"sender.platform":          "",
 		"sender.group":             "",
@@ -613,6 +620,9 @@ func (c *Config) Validate() error {
 	case "", "ios", "android":
 	default:
 		bad("sender.platform", "%q is not ios or android", c.Sender.Platform)
+	}
+	if c.Fanout.ReleasePace < 0 {
+		bad("fanout.release_pace", "must be >= 0")
 	}
 	if c.Sender.BatchesInFlight < 1 {
 		bad("sender.batches_in_flight", "must be >= 1")

@@ -99,7 +99,9 @@
 // upgrade to be finished by instances of one order. Send tasks are produced
 // uncompressed: device tokens are random hex or base64, which snappy leaves
 // at 100.0% of their size, so compressing would only cost CPU in the
-// fanout, the broker and the senders. The chunk sizes were chosen by
+// fanout, the broker and the senders. With fanout.release_pace set, a
+// release is spread over time instead: one batch per transaction, the
+// transactions of a partition at least the pace apart. The chunk sizes were chosen by
 // measurement; TestReleaseThroughput and TestTriggerLatency (-v) print the
 // release rate and the trigger latency, and BENCHMARKS.md has the figures.
 // Each transaction also writes the progress marker of the partition to the status

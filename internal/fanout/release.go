@@ -69,7 +69,11 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 	key := MarkerKey(campaign, fire.ID, p.id)
 	dirty := false
 	attempts := 0
+	pace := s.cfg.Fanout.ReleasePace
 	for n := 0; mk.released < total; {
+		if pace > 0 && n > 0 && !retry.Sleep(p.ctx, pace) {
+			return mk, p.ctx.Err()
+		}
 		if err := p.ctx.Err(); err != nil {
 			return mk, err
 		}
@@ -100,7 +104,11 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 				break
 			}
 		}
-		end := chunkEnd(batches, mk.released, chunkSize(n))
+		size := chunkSize(n)
+		if pace > 0 {
+			size = 1
+		}
+		end := chunkEnd(batches, mk.released, size)
 		next := marker{generation: generation, batches: total, released: end, instance: s.cfg.InstanceID}
 		val, err := markerValue(campaign, s.cfg.InstanceID, p.id, next)
 		if err != nil {
