@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -153,9 +154,39 @@ func (b *tab) until(what string, d time.Duration, cond string) {
 	b.t.Fatalf("%s: waiting for %s (%v)\npage: %s", b.who, what, err, b.text())
 }
 
+// shot saves a PNG of the page (sel "") or of one element into
+// $OWLPOST_SCREENSHOTS/name.png when that is set (make screenshots).
+func (b *tab) shot(name, sel string) {
+	b.t.Helper()
+	dir := os.Getenv("OWLPOST_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	var png []byte
+	var err error
+	if sel == "" {
+		png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	} else {
+		png, err = chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
+	}
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+	}
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+}
+
 func (b *tab) login(token string) {
 	b.t.Helper()
-	b.do("log in", chromedp.Navigate(b.base+"/console/login"), chromedp.SendKeys(chromedp.ID("token"), token),
+	b.do("open the login page", chromedp.Navigate(b.base+"/console/login"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.shot("login", "")
+	b.do("log in", chromedp.SendKeys(chromedp.ID("token"), token),
 		chromedp.Submit(chromedp.ID("token")), chromedp.WaitVisible(chromedp.ID("campaigns")))
 }
 
@@ -275,6 +306,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the proof sent %d notifications, want %d", got, len(def.ProofAudience))
 	}
 	alice.until("every gate green", 2*time.Minute, allGreen)
+	alice.shot("campaign", "")
 	alice.do("type the id", chromedp.SendKeys(chromedp.ID("confirm"), def.ID))
 	alice.until("GO enabled", time.Minute, `!document.getElementById("go").disabled`)
 	alice.do("press GO", chromedp.Click(chromedp.ID("go")))
@@ -295,9 +327,11 @@ func TestBrowser(t *testing.T) {
 		document.querySelectorAll("#lag li").length === 3 &&
 		!document.getElementById("complete").hidden &&
 		document.getElementById("chart").complete && document.getElementById("chart").naturalWidth > 0`)
+	alice.shot("progress", "section.launch")
 	// The report: what owlctl report prints, the curve, the JSON.
 	alice.do("open the report", chromedp.Click(chromedp.ID("report-link")), chromedp.WaitVisible(chromedp.ID("report-text")))
 	alice.until("the report's curve", time.Minute, `document.getElementById("report-chart").complete && document.getElementById("report-chart").naturalWidth > 0`)
+	alice.shot("report", "")
 	if txt := eval[string](alice, `document.getElementById("report-text").textContent`); !strings.Contains(txt, "COMPLETE") ||
 		!strings.Contains(txt, "time from fire to accepted") || !strings.Contains(txt, "fired") {
 		t.Fatalf("report page:\n%s", txt)
