@@ -194,8 +194,8 @@ var badKinds = [...]struct {
 	{wire.RejectUnknownPlatform, func(g *gen, i int64) []byte {
 		return g.encode("bad-"+strconv.FormatInt(i, 10), "web", g.iosHex(i), g.locale(i))
 	}},
-	{wire.RejectMissingField, func(g *gen, i int64) []byte { // no locale
-		return g.encode("bad-"+strconv.FormatInt(i, 10), push.Android, g.fcm(i, false), "")
+	{wire.RejectMissingField, func(g *gen, i int64) []byte { // no user id (a missing locale is normalised, not rejected)
+		return g.encode("", push.Android, g.fcm(i, false), g.locale(i))
 	}},
 	{wire.RejectTooLarge, func(g *gen, i int64) []byte {
 		r := wire.AudienceRecord{UserID: "bad-" + strconv.FormatInt(i, 10), Platform: push.IOS, Token: g.iosHex(i),

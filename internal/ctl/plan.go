@@ -190,6 +190,12 @@ func printPlanSummary(w io.Writer, m *wire.Manifest, elapsed time.Duration) {
 	for _, r := range reasons {
 		fmt.Fprintf(w, "  %s=%d", r, m.Rejected[r])
 	}
+	if len(m.Normalised) > 0 {
+		fmt.Fprintf(w, "\n  normalised ")
+		for _, k := range []string{wire.NormalisedLocale, wire.NormalisedToken} {
+			fmt.Fprintf(w, "  %s=%d", k, m.Normalised[k])
+		}
+	}
 	fmt.Fprintf(w, "\n  duplicates  %d tokens planned once\n", m.DuplicateTokens)
 	fmt.Fprintf(w, "  ios         %d tokens in %d batches (of at most %d)\n", m.IOSTokens, m.IOSBatches, m.BatchSizeIOS)
 	fmt.Fprintf(w, "  android     %d tokens in %d batches (of at most %d)\n", m.AndroidTokens, m.AndroidBatches, m.BatchSizeAndroid)

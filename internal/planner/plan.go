@@ -99,6 +99,8 @@ type planRun struct {
 	start time.Time
 	// sample is the fraction of tokens kept (a rehearsal's); 0 or 1 = all.
 	sample float64
+	// defaultLocale is the campaign's, for records without a locale.
+	defaultLocale string
 
 	phase        atomic.Value // string
 	parts        []*partState // sorted by partition
@@ -174,6 +176,8 @@ type partState struct {
 	locales   []string
 	locIdx    map[string]uint16
 	rejects   map[string]int64
+	// normalised counts records kept after DecodeAudience fixed them.
+	normalised map[string]int64
 }
 
 func (ps *partState) locale(l []byte) (uint16, error) {
@@ -336,9 +340,10 @@ func (r *planRun) readAudience(ctx context.Context, tcl *kgo.Client, def *campai
 		}
 		r.sample = def.Rehearsal.Sample
 	}
+	r.defaultLocale = def.DefaultLocale
 	byPart := map[int32]*partState{}
 	for p := range ends {
-		ps := &partState{partition: p, locIdx: map[string]uint16{}, rejects: map[string]int64{}}
+		ps := &partState{partition: p, locIdx: map[string]uint16{}, rejects: map[string]int64{}, normalised: map[string]int64{}}
 		byPart[p] = ps
 		r.parts = append(r.parts, ps)
 	}
@@ -440,6 +445,12 @@ func (r *planRun) add(ctx context.Context, tcl *kgo.Client, ps *partState, rec *
 			}, r.promise)
 			return nil
 		}
+		for _, n := range ar.Normalised {
+			ps.normalised[n]++
+		}
+		if ar.Locale == "" {
+			ar.Locale = r.defaultLocale
+		}
 		fr.platform, fr.locale = ar.Platform, []byte(ar.Locale)
 		if ar.Platform == push.IOS {
 			if _, err := hex.Decode(fr.ios[:], []byte(ar.Token)); err != nil {
@@ -486,6 +497,7 @@ type planned struct {
 	duplicates     int
 	records        int64
 	rejected       map[string]int64
+	normalised     map[string]int64
 }
 
 // maxSegments bounds the segments of one platform so that a reference
@@ -496,12 +508,15 @@ const maxSegments = 1<<(32-blockBits) - 1
 // in place and mapping locales to one plan-wide table. The two platforms are
 // independent, so they are de-duplicated in parallel.
 func (r *planRun) merge() (*planned, error) {
-	pl := &planned{rejected: map[string]int64{}}
+	pl := &planned{rejected: map[string]int64{}, normalised: map[string]int64{}}
 	locIdx := map[string]uint16{}
 	for _, ps := range r.parts {
 		pl.records += ps.records.Load()
 		for k, v := range ps.rejects {
 			pl.rejected[k] += v
+		}
+		for k, v := range ps.normalised {
+			pl.normalised[k] += v
 		}
 		remap := make([]uint16, len(ps.locales))
 		for i, l := range ps.locales {
@@ -659,6 +674,9 @@ func (r *planRun) manifest(topic string, prev *wire.Manifest, pl *planned, parts
 	}
 	if len(pl.rejected) > 0 {
 		m.Rejected = pl.rejected
+	}
+	if len(pl.normalised) > 0 {
+		m.Normalised = pl.normalised
 	}
 	return m
 }

@@ -364,6 +364,57 @@ func TestPlanAndReplan(t *testing.T) {
 	}
 }
 
+// TestPlanNormalises: a record without a locale is planned with the
+// campaign's default locale, a token with surrounding whitespace is planned
+// trimmed, both are counted in the manifest as normalised, and a record
+// that is still malformed is rejected.
+func TestPlanNormalises(t *testing.T) {
+	e := newEnv(t)
+	topic := strings.TrimSuffix(e.cfg.Topics.Campaigns, "campaigns") + "normalise"
+	if _, err := kafka.EnsureTopics(e.ctx, testenv.Admin(t, e.cfg), 1, []kafka.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.DeleteTopics(t, e.cfg, topic) })
+	ios := strings.Repeat("ab", 32)
+	fcm := "fcm:" + strings.Repeat("x", 140)
+	var recs []*kgo.Record
+	for _, v := range []string{
+		`{"user_id":"u1","platform":"ios","token":"` + ios + `"}`,                          // no locale
+		`{"user_id":"u2","platform":"android","token":"  ` + fcm + `\n","locale":"de-DE"}`, // padded token
+		`{"user_id":"u3","platform":"ios","token":"` + strings.Repeat("cd", 32) + `","locale":"es-MX"}`,
+		`{"user_id":"u4","platform":"ios","token":"   ","locale":"es-MX"}`, // nothing left
+	} {
+		recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(v)})
+	}
+	if err := testenv.Client(t, e.cfg).ProduceSync(e.ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.putCampaign("norm-1", topic)
+	m, err := e.st.Plan(e.ctx, "norm-1", "tester", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.IOSTokens != 2 || m.AndroidTokens != 1 || m.Rejected[wire.RejectMissingField] != 1 ||
+		m.Normalised[wire.NormalisedLocale] != 1 || m.Normalised[wire.NormalisedToken] != 1 {
+		t.Fatalf("manifest: ios %d android %d rejected %v normalised %v", m.IOSTokens, m.AndroidTokens, m.Rejected, m.Normalised)
+	}
+	live, _ := e.liveBatches()
+	got := map[string]string{} // token -> locale
+	for _, rec := range live {
+		b, err := wire.DecodeBatch(rec.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range b.Tokens {
+			got[tk.Token] = b.Locales[tk.Locale]
+		}
+	}
+	want := map[string]string{ios: "en-US", fcm: "de-DE", strings.Repeat("cd", 32): "es-MX"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("planned tokens and locales %v, want %v", got, want)
+	}
+}
+
 func TestPlanUnknownCampaign(t *testing.T) {
 	e := newEnv(t)
 	_, err := e.st.Plan(e.ctx, "nope", "tester", nil)

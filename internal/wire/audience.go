@@ -19,8 +19,11 @@ type AudienceError struct {
 func (e *AudienceError) Error() string { return "audience record: " + e.Reason + ": " + e.Detail }
 
 // DecodeAudience parses and validates one audience record. iOS tokens are
-// returned lower-cased so duplicates in another case are found. On failure it
-// returns an *AudienceError.
+// returned lower-cased so duplicates in another case are found. Formatting
+// the data team's tools get wrong is fixed rather than rejected, and listed
+// in Normalised: a token with surrounding whitespace is trimmed, and a
+// record without a locale is returned with Locale "" (the planner gives it
+// the campaign's default locale). On failure it returns an *AudienceError.
 func DecodeAudience(data []byte) (AudienceRecord, error) {
 	var r AudienceRecord
 	if len(data) > MaxAudienceRecordBytes {
@@ -33,15 +36,21 @@ func DecodeAudience(data []byte) (AudienceRecord, error) {
 	if dec.More() {
 		return r, &AudienceError{RejectBadJSON, "trailing data after the JSON object"}
 	}
+	if t := strings.TrimSpace(r.Token); t != r.Token && t != "" {
+		r.Token = t
+		r.Normalised = append(r.Normalised, NormalisedToken)
+	}
+	if strings.TrimSpace(r.Locale) == "" {
+		r.Locale = ""
+		r.Normalised = append(r.Normalised, NormalisedLocale)
+	}
 	switch {
 	case r.UserID == "":
 		return r, &AudienceError{RejectMissingField, "user_id"}
 	case r.Platform == "":
 		return r, &AudienceError{RejectMissingField, "platform"}
-	case r.Token == "":
+	case strings.TrimSpace(r.Token) == "":
 		return r, &AudienceError{RejectMissingField, "token"}
-	case r.Locale == "":
-		return r, &AudienceError{RejectMissingField, "locale"}
 	}
 	r.Platform = push.Platform(strings.ToLower(string(r.Platform)))
 	if !r.Platform.Valid() {

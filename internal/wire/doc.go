@@ -30,8 +30,11 @@
 //
 // platform is "ios" or "android"; an iOS token is 64 hex characters (any case;
 // planned lower-case); an Android (FCM) token is 100 to 4096 characters of
-// [A-Za-z0-9_:-]. user_id and locale are required. Anything else is rejected to
-// the rejects topic with a reason (RejectReason*) and the original bytes.
+// [A-Za-z0-9_:-]. user_id is required. Formatting is fixed rather than
+// rejected, and counted in the manifest's "normalised" (Normalised*): a
+// missing or blank locale becomes the campaign's default locale, and
+// whitespace around a token is trimmed. Anything else is rejected to the
+// rejects topic with a reason (Reject*) and the original bytes.
 //
 // # Batch records
 //

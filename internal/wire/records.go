@@ -42,6 +42,15 @@ const (
 	RejectDuplicate       = "duplicate_token" // counted, not sent to rejects: duplicates are expected
 )
 
+// Normalisations: audience records the planner keeps after fixing their
+// formatting, counted in the manifest (Manifest.Normalised) by these names.
+const (
+	// NormalisedLocale: a record without a locale gets the campaign's default.
+	NormalisedLocale = "locale_defaulted"
+	// NormalisedToken: a token with surrounding whitespace is trimmed.
+	NormalisedToken = "token_trimmed"
+)
+
 // MaxAudienceRecordBytes bounds one audience record; larger ones are rejected.
 const MaxAudienceRecordBytes = 16 << 10
 
@@ -52,6 +61,9 @@ type AudienceRecord struct {
 	Token    string            `json:"token"`
 	Locale   string            `json:"locale"`
 	Attrs    map[string]string `json:"attrs,omitempty"`
+	// Normalised lists what DecodeAudience fixed (Normalised* names); a
+	// record it left without a locale takes the campaign's default.
+	Normalised []string `json:"-"`
 }
 
 // Manifest describes one plan of a campaign so later stages can verify they
@@ -74,9 +86,12 @@ type Manifest struct {
 	// Checksum is PlanChecksum over every batch key and token count.
 	Checksum string `json:"checksum"`
 	// Audience snapshot that was planned and what was left out.
-	AudienceTopic    string           `json:"audience_topic"`
-	AudienceRecords  uint64           `json:"audience_records"`
-	Rejected         map[string]int64 `json:"rejected,omitempty"`
+	AudienceTopic   string           `json:"audience_topic"`
+	AudienceRecords uint64           `json:"audience_records"`
+	Rejected        map[string]int64 `json:"rejected,omitempty"`
+	// Normalised counts records kept after a fix, by Normalised* name (a
+	// record may count under both).
+	Normalised       map[string]int64 `json:"normalised,omitempty"`
 	DuplicateTokens  uint64           `json:"duplicate_tokens"`
 	BatchSizeIOS     int              `json:"batch_size_ios"`
 	BatchSizeAndroid int              `json:"batch_size_android"`

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,17 +248,23 @@ func TestDecodeAudience(t *testing.T) {
 	fcm := strings.Repeat("x", 150)
 	cases := []struct {
 		name, in, reason string
+		normalised       []string
 	}{
-		{"ok ios", `{"user_id":"u","platform":"ios","token":"` + ios + `","locale":"en"}`, ""},
-		{"ok android upper platform", `{"user_id":"u","platform":"ANDROID","token":"` + fcm + `","locale":"en"}`, ""},
-		{"bad json", `{"user_id":`, RejectBadJSON},
-		{"trailing", `{"user_id":"u"} {}`, RejectBadJSON},
-		{"no user", `{"platform":"ios","token":"` + ios + `","locale":"en"}`, RejectMissingField},
-		{"no locale", `{"user_id":"u","platform":"ios","token":"` + ios + `"}`, RejectMissingField},
-		{"platform", `{"user_id":"u","platform":"web","token":"` + ios + `","locale":"en"}`, RejectUnknownPlatform},
-		{"short ios", `{"user_id":"u","platform":"ios","token":"abc","locale":"en"}`, RejectBadToken},
-		{"ios token on android", `{"user_id":"u","platform":"android","token":"` + ios + `","locale":"en"}`, RejectBadToken},
-		{"huge", `{"user_id":"` + strings.Repeat("u", MaxAudienceRecordBytes) + `"}`, RejectTooLarge},
+		{"ok ios", `{"user_id":"u","platform":"ios","token":"` + ios + `","locale":"en"}`, "", nil},
+		{"ok android upper platform", `{"user_id":"u","platform":"ANDROID","token":"` + fcm + `","locale":"en"}`, "", nil},
+		{"bad json", `{"user_id":`, RejectBadJSON, nil},
+		{"trailing", `{"user_id":"u"} {}`, RejectBadJSON, nil},
+		{"no user", `{"platform":"ios","token":"` + ios + `","locale":"en"}`, RejectMissingField, nil},
+		{"no locale", `{"user_id":"u","platform":"ios","token":"` + ios + `"}`, "", []string{NormalisedLocale}},
+		{"blank locale, padded token", `{"user_id":"u","platform":"android","token":" ` + fcm + "\\t\\n" + `","locale":"  "}`, "",
+			[]string{NormalisedToken, NormalisedLocale}},
+		{"padded ios token", `{"user_id":"u","platform":"ios","token":"  ` + ios + ` ","locale":"en"}`, "", []string{NormalisedToken}},
+		{"blank token", `{"user_id":"u","platform":"ios","token":"   ","locale":"en"}`, RejectMissingField, nil},
+		{"space inside a token", `{"user_id":"u","platform":"ios","token":"` + ios[:10] + " " + ios[11:] + `","locale":"en"}`, RejectBadToken, nil},
+		{"platform", `{"user_id":"u","platform":"web","token":"` + ios + `","locale":"en"}`, RejectUnknownPlatform, nil},
+		{"short ios", `{"user_id":"u","platform":"ios","token":"abc","locale":"en"}`, RejectBadToken, nil},
+		{"ios token on android", `{"user_id":"u","platform":"android","token":"` + ios + `","locale":"en"}`, RejectBadToken, nil},
+		{"huge", `{"user_id":"` + strings.Repeat("u", MaxAudienceRecordBytes) + `"}`, RejectTooLarge, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -267,7 +274,16 @@ func TestDecodeAudience(t *testing.T) {
 					t.Fatal(err)
 				}
 				if r.Platform == push.IOS && r.Token != strings.ToLower(ios) {
-					t.Errorf("ios token not lower-cased: %s", r.Token)
+					t.Errorf("ios token not lower-cased or not trimmed: %q", r.Token)
+				}
+				if r.Platform == push.Android && r.Token != fcm {
+					t.Errorf("android token not trimmed: %q", r.Token)
+				}
+				if !slices.Equal(r.Normalised, tc.normalised) {
+					t.Errorf("normalised %v, want %v", r.Normalised, tc.normalised)
+				}
+				if slices.Contains(r.Normalised, NormalisedLocale) != (r.Locale == "") {
+					t.Errorf("locale %q with normalised %v", r.Locale, r.Normalised)
 				}
 				return
 			}
