@@ -76,8 +76,11 @@ bench:
 # The cases stop and restart the stack's Kafka and Redis, so never run this
 # next to other tests on the same stack; for a private stack set OWLPOST_STATE,
 # OWLPOST_KAFKA_PORT, OWLPOST_KAFKA_CONTROLLER_PORT and OWLPOST_REDIS_PORT. OWLPOST_FAULT_TRANSPORT=library|fast
-# sets the senders' apns.transport and fcm.transport (default: the config default).
+# sets the senders' apns.transport and fcm.transport (default: the config default) for a run by hand.
 FAULT_OUT ?= $(CURDIR)/fault-out/figures.jsonl
+# The cases run a second time with the libraries' own HTTP/2 transports (apns.transport and fcm.transport
+# library, the switch kept beside the default fast one): those where the provider connections matter.
+FAULT_LIBRARY_CASES ?= ^(TestSenderKilled|TestProviderStorm|TestDeadlineShorterThanStorm|TestRedisDown)$$
 .PHONY: fault
 fault:
 	scripts/devstack.sh up >/dev/null
@@ -85,5 +88,7 @@ fault:
 	@mkdir -p $(dir $(FAULT_OUT)) && rm -f $(FAULT_OUT)
 	@cl="$$(scripts/devstack.sh up --cluster)" && eval "$$cl" || exit 1; rc=0; OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 60m -v \
 		./internal/fault/... 2>&1 | tee $(dir $(FAULT_OUT))test.log; rc=$${PIPESTATUS[0]}; \
+	OWLPOST_FAULT_TRANSPORT=library OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 20m -v \
+		-run '$(FAULT_LIBRARY_CASES)' ./internal/fault/ 2>&1 | tee $(dir $(FAULT_OUT))test-library.log; [ $${PIPESTATUS[0]} = 0 ] || rc=1; \
 	$(GO) run ./internal/fault/cmd/reliability -in $(FAULT_OUT) -doc RELIABILITY.md -cmd "make fault" || rc=1; \
 	exit $$rc

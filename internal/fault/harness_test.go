@@ -708,6 +708,9 @@ func (s *stack) result(row *fault.Row, want outcome) *report.Report {
 // newRow starts a case's figures; the row is written when the case ends,
 // pass or fail, after every other cleanup.
 func newRow(t *testing.T, name string) *fault.Row {
+	if tr := os.Getenv("OWLPOST_FAULT_TRANSPORT"); tr != "" {
+		name += " [" + tr + " transport]" // a second pass of the suite (make fault)
+	}
 	row := &fault.Row{Case: name}
 	t.Cleanup(func() {
 		row.Pass = !t.Failed()
