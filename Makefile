@@ -49,6 +49,12 @@ test: lint up tools
 	$(GO) test -count=1 -timeout 20m ./... && \
 	$(MAKE) fault
 
+# Screenshots of the console's key screens (login, campaign page, progress, report) into docs/screenshots,
+# taken by the browser test (TestBrowser) in headless Chromium against the real stack.
+.PHONY: screenshots
+screenshots: up tools
+	OWLPOST_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowser$$' ./internal/console/
+
 # Variables: DEMO_TOKENS, DEMO_IOS_SHARE, DEMO_BAD_FRACTION, DEMO_INVALID_FRACTION,
 # DEMO_PRESSES, DEMO_JSON=1, DEMO_TOPOLOGY=cluster (the production-topology stack; see scripts/demo.sh),
 # DEMO_FLEET=FxSxC (F fanouts, S senders per platform, C control API replicas, each a process; default
