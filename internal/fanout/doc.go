@@ -8,8 +8,10 @@
 // Group membership is used only to divide the batches-topic partitions
 // between live instances (OnPartitionsAssigned / Revoked / Lost) and to move
 // a dead instance's partitions to the others after the session timeout
-// (10 s). Nothing is consumed through the group and no offset is committed:
-// the batches topic is a compacted store of plans written days ahead, where
+// (10 s); an instance stopped with SIGTERM leaves the group, and the others
+// take its partitions at their next heartbeat (every 0.5 s). Nothing is
+// consumed through the group and no offset is committed: the batches topic
+// is a compacted store of plans written days ahead, where
 // one campaign's batches sit anywhere among other campaigns' records and
 // tombstones. What an instance needs is "the latest value of every key of
 // campaign C in partition p", which is a snapshot (kafka.ReadSnapshot,

@@ -37,6 +37,10 @@ const (
 	ShutdownTimeout = revokeWait + closeFlush + 5*time.Second
 
 	sessionTimeout = 10 * time.Second // how fast a killed instance's partitions move
+	// heartbeatEvery: the members learn of a rebalance (an instance left or
+	// joined) at their next heartbeat, so it bounds how long a stopped
+	// instance's partitions wait for their next owner (franz-go's default: 3 s).
+	heartbeatEvery = 500 * time.Millisecond
 	txnTimeout     = 10 * time.Second // how long a dead instance's open transaction can block read_committed senders
 	firstChunk     = 1                // batches in the first transaction of a partition: the smallest, for trigger latency
 	maxChunk       = 256              // batches per transaction once under way (chosen by measurement, see doc)
@@ -188,6 +192,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(sessionTimeout),
+		kgo.HeartbeatInterval(heartbeatEvery),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onRevoked),
