@@ -127,6 +127,23 @@
 // and would make release depend on consuming the partition at GO instead of
 // holding it.
 //
+// A fence does not always mean the partition moved. The transaction
+// coordinator aborts a transaction left open longer than the transaction
+// timeout (10 s: a coordinator failing over, a broker cut off
+// mid-transaction) and bumps the producer's epoch, exactly as a new owner's
+// initialisation would; under transaction.version 2 the producer cannot go
+// on. The instance then asks the group coordinator who owns the partition
+// in the group's current, stable generation: if it still does, it starts a
+// new producer with the same transactional id (a fresh InitProducerID),
+// reads the markers again and goes on after the last committed chunk; if
+// not, it waits for the revocation and writes nothing. A move racing with
+// that renewal costs one chunk's transaction on one side, never a second
+// release: whichever epoch commits read the markers after every earlier
+// epoch was settled. The markers are read up to the status topic's high
+// watermarks (read_committed), not its last stable offsets, so another
+// partition's open transaction cannot hide a marker committed after it
+// opened.
+//
 // Windows that remain: a killed instance's open transaction stays open until
 // its partitions' new owner initialises (at most the session timeout, 10 s)
 // or the transaction timeout (10 s) passes; until then read_committed

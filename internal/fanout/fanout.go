@@ -84,10 +84,15 @@ type Stage struct {
 	adm   *kadm.Client
 	cat   *catalog.Catalog
 
+	// beforeCommit, when set (tests only), is called before each release
+	// transaction is committed, on the partition's worker.
+	beforeCommit func(partition int32)
+
 	mu       sync.Mutex
 	runCtx   context.Context
-	live     bool // the control topic has been read up to its end at start
-	joined   bool // the group assigned partitions at least once
+	group    *kgo.Client // the group member; set by Run
+	live     bool        // the control topic has been read up to its end at start
+	joined   bool        // the group assigned partitions at least once
 	parts    map[int32]*partition
 	camps    map[string]*campState
 	workers  sync.WaitGroup
@@ -202,6 +207,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("fanout: group client: %w", err)
 	}
 	group.PauseFetchTopics(topic)
+	s.mu.Lock()
+	s.group = group
+	s.mu.Unlock()
 
 	var bg sync.WaitGroup
 	bg.Add(2)

@@ -100,8 +100,8 @@ func (e *env) startStage(t *testing.T, instance string) *Stage {
 	return e.startStageWith(t, instance, e.guard)
 }
 
-// startStageWith is startStage with another Guard.
-func (e *env) startStageWith(t *testing.T, instance string, g Guard) *Stage {
+// startStageWith is startStage with another Guard; setup runs before Run.
+func (e *env) startStageWith(t *testing.T, instance string, g Guard, setup ...func(*Stage)) *Stage {
 	t.Helper()
 	cfg := *e.cfg
 	cfg.InstanceID = instance
@@ -109,6 +109,9 @@ func (e *env) startStageWith(t *testing.T, instance string, g Guard) *Stage {
 	st, err := New(&cfg, Deps{Log: log, Registry: prometheus.NewRegistry(), Guard: g})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(st)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

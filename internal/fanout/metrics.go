@@ -33,6 +33,7 @@ type stageMetrics struct {
 	ignored        *prometheus.CounterVec
 	mismatch       prometheus.Counter
 	txnRetries     prometheus.Counter
+	renewals       prometheus.Counter
 }
 
 func newStageMetrics(reg prometheus.Registerer) (*stageMetrics, error) {
@@ -62,11 +63,14 @@ func newStageMetrics(reg prometheus.Registerer) (*stageMetrics, error) {
 			Help: "Partition loads whose batches did not match the plan manifest (generation, placement, counts or checksum)."}),
 		txnRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "txn_retries_total",
 			Help: "Release transactions aborted and retried after a produce or commit error."}),
+		renewals: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "producers_renewed_total",
+			Help: "Partition producers replaced after a fence while the partition was still owned (a transaction aborted by its coordinator's timeout)."}),
 	}
 	if err := errors.Join(metrics.Register(reg, &m.batchesHeld), metrics.Register(reg, &m.tokensHeld),
 		metrics.Register(reg, &m.heldBytes), metrics.Register(reg, &m.bytesPerToken), metrics.Register(reg, &m.batchesRel),
 		metrics.Register(reg, &m.tokensRel), metrics.Register(reg, &m.releaseSeconds), metrics.Register(reg, &m.triggerSeconds),
-		metrics.Register(reg, &m.ignored), metrics.Register(reg, &m.mismatch), metrics.Register(reg, &m.txnRetries)); err != nil {
+		metrics.Register(reg, &m.ignored), metrics.Register(reg, &m.mismatch), metrics.Register(reg, &m.txnRetries),
+		metrics.Register(reg, &m.renewals)); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -40,8 +41,8 @@ type partition struct {
 	id     int32
 	ctx    context.Context
 	cancel context.CancelFunc
-	prod   *kgo.Client
-	closed sync.Once
+	prod   *kgo.Client // replaced by renewProducer; guarded by Stage.mu for others than the worker
+	closed bool        // closeProducer ran: no new producer; guarded by Stage.mu
 	done   chan struct{}
 	ready  bool // producer initialised and markers read; guarded by Stage.mu
 
@@ -171,21 +172,7 @@ func (s *Stage) runPartition(p *partition) {
 	if p.ctx.Err() != nil {
 		return
 	}
-	prod, err := kafka.NewClient(s.cfg,
-		kgo.TransactionalID(TransactionalID(s.cfg.Fanout.TransactionalID, p.id)),
-		kgo.TransactionTimeout(txnTimeout),
-		kgo.RecordRetries(10),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		// The first release produces to topics this client has not seen yet
-		// (send topics, status); with the default 5 s minimum between
-		// metadata requests a partition could wait up to 5 s for them at GO.
-		kgo.MetadataMinAge(100*time.Millisecond),
-		// The produce connection is kept open while idle (see warmProducer);
-		// below the broker's default connections.max.idle.ms (10 min).
-		kgo.ConnIdleTimeout(producerIdle),
-		kgo.RecordPartitioner(s.sendPartitioner(p.id)),
-		hooks(s.reg, "fanout-txn-p"+strconv.FormatInt(int64(p.id), 10)),
-	)
+	prod, err := s.newProducer(p)
 	if err != nil {
 		s.log.Error("fanout: producer", "partition", p.id, "err", err)
 		return
@@ -230,6 +217,26 @@ func (s *Stage) runPartition(p *partition) {
 	}
 }
 
+// newProducer builds the transactional producer of partition p. It does no
+// I/O: its InitProducerID runs at initPartition.
+func (s *Stage) newProducer(p *partition) (*kgo.Client, error) {
+	return kafka.NewClient(s.cfg,
+		kgo.TransactionalID(TransactionalID(s.cfg.Fanout.TransactionalID, p.id)),
+		kgo.TransactionTimeout(txnTimeout),
+		kgo.RecordRetries(10),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		// The first release produces to topics this client has not seen yet
+		// (send topics, status); with the default 5 s minimum between
+		// metadata requests a partition could wait up to 5 s for them at GO.
+		kgo.MetadataMinAge(100*time.Millisecond),
+		// The produce connection is kept open while idle (see warmProducer);
+		// below the broker's default connections.max.idle.ms (10 min).
+		kgo.ConnIdleTimeout(producerIdle),
+		kgo.RecordPartitioner(s.sendPartitioner(p.id)),
+		hooks(s.reg, "fanout-txn-p"+strconv.FormatInt(int64(p.id), 10)),
+	)
+}
+
 // warmProducer opens the producer's produce connection if it is not open.
 // franz-go opens it at the first produce, which at GO would put a dial and
 // an ApiVersions round trip on the trigger's critical path. Idle connections are reaped after
@@ -247,10 +254,132 @@ func (s *Stage) warmProducer(p *partition) {
 func (s *Stage) closeProducer(p *partition) {
 	s.mu.Lock()
 	prod := p.prod
-	s.mu.Unlock()
-	if prod != nil {
-		p.closed.Do(prod.Close)
+	if p.closed || prod == nil {
+		s.mu.Unlock()
+		return
 	}
+	p.closed = true
+	s.mu.Unlock()
+	prod.Close()
+}
+
+// recoverFenced handles a partition whose producer was fenced (errFenced)
+// while the partition's worker still runs. Two events bump the epoch of the
+// partition's transactional id, and only the group coordinator can tell
+// them apart:
+//   - the partition moved: another instance owns it in the group's current
+//     generation and initialised the transactional id. This instance hears
+//     of the move at its next heartbeat (onRevoked / onLost cancel p.ctx);
+//     until then it must not write, so it waits.
+//   - the transaction coordinator aborted a transaction of this producer
+//     that stayed open longer than txnTimeout (a coordinator failover, a
+//     broker partitioned away mid-transaction). The partition is still
+//     this instance's: the group's stable generation assigns it to this
+//     member. A new producer with the same transactional id takes over
+//     (renewProducer); its InitProducerID settles every earlier epoch, the
+//     markers are read again and the partition's jobs scheduled again, so
+//     the release goes on after the last committed chunk.
+//
+// Both can race: between the check and the InitProducerID the partition may
+// move, and this instance then fences the new owner, which recovers the same
+// way while this instance, fenced again, finds itself no longer the owner.
+// That costs a chunk's transaction, never a second release: whichever epoch
+// commits read the markers after every earlier epoch was settled.
+func (s *Stage) recoverFenced(p *partition, cause error) {
+	s.log.Warn("fanout: partition producer fenced; asking the group who owns the partition", "partition", p.id, "err", cause)
+	for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		owned, err := s.ownedHere(p.ctx, p.id)
+		switch {
+		case p.ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Info("fanout: partition ownership unknown, asking again", "partition", p.id, "err", err)
+		case !owned:
+			s.log.Info("fanout: partition moved to another instance; waiting for the revocation", "partition", p.id)
+		default:
+			if err = s.renewProducer(p); err == nil {
+				s.m.renewals.Inc()
+				s.log.Warn("fanout: partition still owned here; producer renewed, going on from the progress markers", "partition", p.id)
+				s.mu.Lock()
+				for _, cs := range s.camps {
+					s.scheduleLocked(cs, p)
+				}
+				s.mu.Unlock()
+				return
+			}
+			s.log.Warn("fanout: producer renewal failed, retrying", "partition", p.id, "err", err)
+		}
+		if !retry.Sleep(p.ctx, backoff) {
+			return
+		}
+	}
+}
+
+// ownedHere asks the group coordinator whether this member owns batches-topic
+// partition id in the group's current, stable generation. An error means it
+// cannot tell now (no answer, a rebalance under way).
+func (s *Stage) ownedHere(ctx context.Context, id int32) (bool, error) {
+	s.mu.Lock()
+	g := s.group
+	s.mu.Unlock()
+	if g == nil {
+		return false, errors.New("no group member")
+	}
+	member, _ := g.GroupMetadata()
+	if member == "" {
+		return false, errors.New("not joined to the group")
+	}
+	ds, err := s.adm.DescribeGroups(ctx, s.cfg.Fanout.Group)
+	if err != nil {
+		return false, err
+	}
+	d, ok := ds[s.cfg.Fanout.Group]
+	if !ok {
+		return false, errors.New("group not described")
+	}
+	if d.Err != nil {
+		return false, d.Err
+	}
+	if d.State != "Stable" {
+		return false, fmt.Errorf("group %s is %s", d.Group, d.State)
+	}
+	for _, m := range d.Members {
+		if m.MemberID != member {
+			continue
+		}
+		c, ok := m.Assigned.AsConsumer()
+		if !ok {
+			return false, errors.New("member assignment does not decode")
+		}
+		for _, t := range c.Topics {
+			if t.Topic == s.cfg.Topics.Batches && slices.Contains(t.Partitions, id) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return false, nil // not a member of the current generation any more
+}
+
+// renewProducer replaces the partition's fenced producer by a new one with
+// the same transactional id and initialises it (initPartition: a fresh
+// InitProducerID, then the markers).
+func (s *Stage) renewProducer(p *partition) error {
+	prod, err := s.newProducer(p)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if p.closed {
+		s.mu.Unlock()
+		prod.Close()
+		return errors.New("partition revoked")
+	}
+	old := p.prod
+	p.prod = prod
+	s.mu.Unlock()
+	old.Close()
+	return s.initPartition(p)
 }
 
 // initPartition fences the previous owner (InitProducerID bumps the epoch
@@ -270,10 +399,15 @@ func (s *Stage) initPartition(p *partition) error {
 }
 
 // readMarkers reads, read_committed, the progress markers of one partition
-// from the status topic.
+// from the status topic, up to its high watermarks rather than its last
+// stable offsets: another partition's transaction open on a status
+// partition holds the last stable offset below markers this partition's
+// earlier epochs committed after it opened, and a read stopping there would
+// release those chunks again. The read waits for the transactions open now
+// to end (at most the transaction timeout).
 func (s *Stage) readMarkers(ctx context.Context, partition int32) (map[string]marker, error) {
 	topic := s.cfg.Topics.Status
-	ends, err := kafka.SnapshotEnds(ctx, s.adm, topic, nil)
+	ends, err := kafka.WrittenEnds(ctx, s.adm, topic)
 	if err != nil {
 		return nil, fmt.Errorf("fanout: read markers: %w", err)
 	}
@@ -501,6 +635,8 @@ func (s *Stage) releaseJob(p *partition, campaign string) {
 		s.mu.Unlock()
 	case p.ctx.Err() != nil:
 		// Revoked: the next owner continues from the marker.
+	case fenced(err):
+		s.recoverFenced(p, err)
 	default:
 		s.releaseFailed(p, cs, err)
 	}

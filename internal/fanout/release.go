@@ -18,9 +18,13 @@ import (
 
 var errAborted = errors.New("fanout: campaign aborted")
 
-// errFenced marks errors after which this instance must not write for the
-// partition again: another instance owns its transactional id now.
-var errFenced = errors.New("fanout: producer fenced (the partition moved to another instance)")
+// errFenced marks errors after which the partition's producer can never
+// write again: its epoch was bumped under it. Either another instance
+// initialised the same transactional id (the partition moved), or the
+// transaction coordinator aborted a transaction of this producer that stayed
+// open longer than txnTimeout (a coordinator failover, a partitioned broker)
+// while the partition is still this instance's. recoverFenced tells which.
+var errFenced = errors.New("fanout: producer fenced")
 
 // chunkSize is the number of batches in the n-th transaction of a
 // partition's release: small first (the first send task should be visible
@@ -183,7 +187,14 @@ func (s *Stage) commitChunk(p *partition, chunk []heldBatch, hdrs []kgo.RecordHe
 		}
 		return failed
 	}
-	if err := p.prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+	if s.beforeCommit != nil {
+		s.beforeCommit(p.id)
+	}
+	// The commit has a context of its own: the produce phase may have used
+	// most of ctx's.
+	ectx, ecancel := context.WithTimeout(context.Background(), txnTimeout)
+	defer ecancel()
+	if err := p.prod.EndTransaction(ectx, kgo.TryCommit); err != nil {
 		// Not committed, or unknown: abort (franz-go bumps the epoch if
 		// the outcome is unknown, which settles it), then re-read markers.
 		if aerr := abortTxn(p); aerr != nil {
@@ -216,6 +227,9 @@ func abortTxn(p *partition) error {
 	return err
 }
 
+// fenced reports whether err means the producer's epoch was bumped (see
+// errFenced). Under transaction.version 2 (Kafka 4's default) franz-go cannot
+// recover such a producer in place; only a new one can go on.
 func fenced(err error) bool {
 	return errors.Is(err, errFenced) || errors.Is(err, kerr.ProducerFenced) ||
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.InvalidProducerEpoch)

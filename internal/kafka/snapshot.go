@@ -43,6 +43,28 @@ func SnapshotEnds(ctx context.Context, adm *kadm.Client, topic string, partition
 	return ends, nil
 }
 
+// WrittenEnds lists the high watermarks of every partition of topic now:
+// the end of everything written, committed or not. A read_committed read up
+// to them (ReadSnapshot) sees every transaction committed before the
+// listing, and waits for the transactions open at the listing to end.
+func WrittenEnds(ctx context.Context, adm *kadm.Client, topic string) (SnapshotEnd, error) {
+	lo, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = lo.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: end offsets of %s: %w", topic, err)
+	}
+	ends := SnapshotEnd{}
+	for p, o := range lo[topic] {
+		ends[p] = o.Offset
+	}
+	if len(ends) == 0 {
+		return nil, fmt.Errorf("kafka: topic %s has no partitions (does it exist?)", topic)
+	}
+	return ends, nil
+}
+
 // ReadSnapshot consumes topic from the start of each partition in ends up to
 // its end offset, read_committed, and calls fn for every data record.
 // Partitions are fetched in parallel; fn is called from one goroutine per
