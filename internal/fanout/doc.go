@@ -117,8 +117,9 @@
 // after its producer initialisation has settled the previous owner's
 // transaction, and continues after the marker; the held batches are the same
 // because the plan (generation and counts, checked against the marker) is.
-// After a failed transaction the markers are read again before going on, as
-// a commit whose outcome was unknown may have landed.
+// After a failed transaction the release goes on with a new producer (see
+// below), from the markers read again: a commit whose outcome was unknown
+// may have landed.
 //
 // This is the consume-transform-produce pattern with the consumed position
 // replaced by the marker; committing batches-topic offsets in the
@@ -127,20 +128,27 @@
 // and would make release depend on consuming the partition at GO instead of
 // holding it.
 //
-// A fence does not always mean the partition moved. The transaction
+// A failed release transaction is never retried on the same producer.
+// franz-go's in-place recovery (abort, then a KIP-360 epoch bump) can report
+// an abort that never reached the coordinator when the coordinator is
+// unreachable, and the next transaction at the same epoch then commits the
+// failed attempt's send tasks with its own (seen on the cluster stack with a
+// broker partitioned away: two copies of a chunk committed by one epoch). A fence
+// does not always mean the partition moved either: the transaction
 // coordinator aborts a transaction left open longer than the transaction
 // timeout (10 s: a coordinator failing over, a broker cut off
-// mid-transaction) and bumps the producer's epoch, exactly as a new owner's
-// initialisation would; under transaction.version 2 the producer cannot go
-// on. The instance then asks the group coordinator who owns the partition
-// in the group's current, stable generation: if it still does, it starts a
-// new producer with the same transactional id (a fresh InitProducerID),
-// reads the markers again and goes on after the last committed chunk; if
-// not, it waits for the revocation and writes nothing. A move racing with
-// that renewal costs one chunk's transaction on one side, never a second
-// release: whichever epoch commits read the markers after every earlier
-// epoch was settled. The markers are read up to the status topic's high
-// watermarks (read_committed), not its last stable offsets, so another
+// mid-transaction) and bumps the producer's epoch exactly as a new owner's
+// initialisation would, and under transaction.version 2 that producer can
+// never write again. So after any failed transaction the instance asks the
+// group coordinator who owns the partition in the group's current, stable
+// generation: if it still does, it starts a new producer with the same
+// transactional id (a fresh InitProducerID, which aborts what the old one
+// left open), reads the markers again and goes on after the last committed
+// chunk; if not, it waits for the revocation and writes nothing. A move
+// racing with that renewal costs one chunk's transaction on one side, never
+// a second release: whichever epoch commits read the markers after every
+// earlier epoch was settled. The markers are read up to the status topic's
+// high watermarks (read_committed), not its last stable offsets, so another
 // partition's open transaction cannot hide a marker committed after it
 // opened.
 //

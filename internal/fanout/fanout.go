@@ -45,8 +45,6 @@ const (
 	firstChunk     = 1                // batches in the first transaction of a partition: the smallest, for trigger latency
 	maxChunk       = 256              // batches per transaction once under way (chosen by measurement, see doc)
 	maxChunkBytes  = 8 << 20          // and at most this many bytes of batch values
-	maxTxnAttempts = 8
-	abortAttempts  = 3 // aborts of one failed transaction while its coordinator moves
 	revokeWait     = 10 * time.Second
 	closeFlush     = 5 * time.Second
 	controlWait    = 100 * time.Millisecond // FetchMaxWait of the control reader

@@ -62,9 +62,9 @@ func newStageMetrics(reg prometheus.Registerer) (*stageMetrics, error) {
 		mismatch: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "manifest_mismatch_total",
 			Help: "Partition loads whose batches did not match the plan manifest (generation, placement, counts or checksum)."}),
 		txnRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "txn_retries_total",
-			Help: "Release transactions aborted and retried after a produce or commit error."}),
+			Help: "Release transactions that failed (a produce or commit error, or a fenced producer); the release goes on with a new producer."}),
 		renewals: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "producers_renewed_total",
-			Help: "Partition producers replaced after a fence while the partition was still owned (a transaction aborted by its coordinator's timeout)."}),
+			Help: "Partition producers replaced after a failed release transaction, the partition still owned by this instance."}),
 	}
 	if err := errors.Join(metrics.Register(reg, &m.batchesHeld), metrics.Register(reg, &m.tokensHeld),
 		metrics.Register(reg, &m.heldBytes), metrics.Register(reg, &m.bytesPerToken), metrics.Register(reg, &m.batchesRel),

@@ -263,30 +263,29 @@ func (s *Stage) closeProducer(p *partition) {
 	prod.Close()
 }
 
-// recoverFenced handles a partition whose producer was fenced (errFenced)
-// while the partition's worker still runs. Two events bump the epoch of the
-// partition's transactional id, and only the group coordinator can tell
-// them apart:
+// recoverProducer goes on after a failed release transaction (errTxnFailed)
+// while the partition's worker still runs. The producer is not used again;
+// whether a new one may take over, only the group coordinator can tell:
 //   - the partition moved: another instance owns it in the group's current
-//     generation and initialised the transactional id. This instance hears
-//     of the move at its next heartbeat (onRevoked / onLost cancel p.ctx);
-//     until then it must not write, so it waits.
-//   - the transaction coordinator aborted a transaction of this producer
-//     that stayed open longer than txnTimeout (a coordinator failover, a
-//     broker partitioned away mid-transaction). The partition is still
-//     this instance's: the group's stable generation assigns it to this
-//     member. A new producer with the same transactional id takes over
-//     (renewProducer); its InitProducerID settles every earlier epoch, the
-//     markers are read again and the partition's jobs scheduled again, so
-//     the release goes on after the last committed chunk.
+//     generation, and its InitProducerID fenced this producer. This instance
+//     hears of the move at its next heartbeat (onRevoked / onLost cancel
+//     p.ctx); until then it must not write, so it waits.
+//   - the partition is still this instance's: the group's stable generation
+//     assigns it to this member. The transaction failed for another reason
+//     (a broker or the coordinator unreachable, or the coordinator aborted
+//     it after txnTimeout and bumped the epoch). A new producer with the
+//     same transactional id takes over (renewProducer): its InitProducerID
+//     aborts or completes whatever the old one left, the markers are read
+//     again and the partition's jobs scheduled again, so the release goes on
+//     after the last committed chunk.
 //
 // Both can race: between the check and the InitProducerID the partition may
 // move, and this instance then fences the new owner, which recovers the same
-// way while this instance, fenced again, finds itself no longer the owner.
+// way while this instance, fenced in turn, finds itself no longer the owner.
 // That costs a chunk's transaction, never a second release: whichever epoch
 // commits read the markers after every earlier epoch was settled.
-func (s *Stage) recoverFenced(p *partition, cause error) {
-	s.log.Warn("fanout: partition producer fenced; asking the group who owns the partition", "partition", p.id, "err", cause)
+func (s *Stage) recoverProducer(p *partition, cause error) {
+	s.log.Warn("fanout: release transaction failed; asking the group who owns the partition", "partition", p.id, "err", cause)
 	for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		owned, err := s.ownedHere(p.ctx, p.id)
 		switch {
@@ -299,7 +298,7 @@ func (s *Stage) recoverFenced(p *partition, cause error) {
 		default:
 			if err = s.renewProducer(p); err == nil {
 				s.m.renewals.Inc()
-				s.log.Warn("fanout: partition still owned here; producer renewed, going on from the progress markers", "partition", p.id)
+				s.log.Warn("fanout: partition still owned here; new producer, going on from the progress markers", "partition", p.id)
 				s.mu.Lock()
 				for _, cs := range s.camps {
 					s.scheduleLocked(cs, p)
@@ -307,7 +306,7 @@ func (s *Stage) recoverFenced(p *partition, cause error) {
 				s.mu.Unlock()
 				return
 			}
-			s.log.Warn("fanout: producer renewal failed, retrying", "partition", p.id, "err", err)
+			s.log.Warn("fanout: new producer failed, retrying", "partition", p.id, "err", err)
 		}
 		if !retry.Sleep(p.ctx, backoff) {
 			return
@@ -361,7 +360,7 @@ func (s *Stage) ownedHere(ctx context.Context, id int32) (bool, error) {
 	return false, nil // not a member of the current generation any more
 }
 
-// renewProducer replaces the partition's fenced producer by a new one with
+// renewProducer replaces the partition's failed producer by a new one with
 // the same transactional id and initialises it (initPartition: a fresh
 // InitProducerID, then the markers).
 func (s *Stage) renewProducer(p *partition) error {
@@ -635,8 +634,8 @@ func (s *Stage) releaseJob(p *partition, campaign string) {
 		s.mu.Unlock()
 	case p.ctx.Err() != nil:
 		// Revoked: the next owner continues from the marker.
-	case fenced(err):
-		s.recoverFenced(p, err)
+	case errors.Is(err, errTxnFailed):
+		s.recoverProducer(p, err)
 	default:
 		s.releaseFailed(p, cs, err)
 	}

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -110,8 +111,8 @@ func (s *Stage) proofJob(p *partition, id string, c wire.Control) {
 		s.log.Info("fanout: proof released", "campaign", id, "proof_id", c.FireID, "batches", mk.batches, "devices", len(def.ProofAudience))
 		drop()
 	case p.ctx.Err() != nil:
-	case fenced(err):
-		s.recoverFenced(p, err) // schedules the proof again if the partition is still ours
+	case errors.Is(err, errTxnFailed):
+		s.recoverProducer(p, err) // schedules the proof again if the partition is still ours
 	default:
 		s.log.Error("fanout: proof release failed", "campaign", id, "proof_id", c.FireID, "err", err)
 		drop()

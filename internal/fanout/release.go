@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/kafka"
@@ -18,13 +16,18 @@ import (
 
 var errAborted = errors.New("fanout: campaign aborted")
 
-// errFenced marks errors after which the partition's producer can never
-// write again: its epoch was bumped under it. Either another instance
-// initialised the same transactional id (the partition moved), or the
-// transaction coordinator aborted a transaction of this producer that stayed
-// open longer than txnTimeout (a coordinator failover, a partitioned broker)
-// while the partition is still this instance's. recoverFenced tells which.
-var errFenced = errors.New("fanout: producer fenced")
+// errTxnFailed marks a release transaction that did not commit, or whose
+// outcome is unknown. The partition's producer is never used again after
+// one (see recoverProducer): franz-go's in-place recovery of a failed
+// transaction can leave the broker's transaction open at the same epoch
+// (an abort it reports done without reaching the coordinator), and the next
+// transaction would then commit the failed attempt's send tasks with its
+// own. Its epoch may also have been bumped under it: by another instance
+// initialising the same transactional id (the partition moved), or by the
+// transaction coordinator aborting a transaction left open longer than
+// txnTimeout (a coordinator failover, a partitioned broker), which under
+// transaction.version 2 (Kafka 4's default) no producer recovers from.
+var errTxnFailed = errors.New("fanout: release transaction failed")
 
 // chunkSize is the number of batches in the n-th transaction of a
 // partition's release: small first (the first send task should be visible
@@ -54,10 +57,10 @@ func chunkEnd(batches []heldBatch, start uint32, size int) uint32 {
 // release commits batches (in the given order, releaseOrder's) to the send topics, from
 // the partition's progress marker on, one transaction per chunk. Each
 // transaction also writes the marker with the count released so far, so
-// records and progress commit or abort together. After a failed
-// transaction the marker is re-read before going on: the retry might
-// otherwise repeat a chunk whose commit outcome was unknown. It returns the
-// final marker.
+// records and progress commit or abort together. A failed transaction ends
+// the release with an error wrapping errTxnFailed; the release goes on with
+// a new producer, from the markers (recoverProducer). It returns the final
+// marker.
 func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches []heldBatch, generation uint64,
 	onCommit func(released uint32)) (marker, error) {
 	id := markerID(campaign, fire.ID)
@@ -71,8 +74,6 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 	}
 	hdrs := kafka.Headers(wire.FireHeaders(fire))
 	key := MarkerKey(campaign, fire.ID, p.id)
-	dirty := false
-	attempts := 0
 	pace := s.cfg.Fanout.ReleasePace
 	for n := 0; mk.released < total; {
 		if pace > 0 && n > 0 && !retry.Sleep(p.ctx, pace) {
@@ -84,30 +85,6 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 		if fire.Kind == wire.KindFire && s.campaignAborted(campaign) {
 			return mk, errAborted
 		}
-		if err := p.prod.BeginTransaction(); err != nil {
-			return mk, fmt.Errorf("%w: %s partition %d: %w", errFenced, campaign, p.id, err)
-		}
-		if dirty {
-			// BeginTransaction recovered the producer id (a new epoch), so
-			// what the markers say now is final for earlier epochs.
-			ms, err := s.readMarkers(p.ctx, p.id)
-			if err != nil {
-				_ = p.prod.EndTransaction(context.Background(), kgo.TryAbort)
-				if !retry.Sleep(p.ctx, time.Second) {
-					return mk, p.ctx.Err()
-				}
-				continue
-			}
-			p.markers = ms
-			if cur, ok := ms[id]; ok {
-				mk = cur
-			}
-			dirty = false
-			if mk.released >= total {
-				_ = p.prod.EndTransaction(context.Background(), kgo.TryAbort)
-				break
-			}
-		}
 		size := chunkSize(n)
 		if pace > 0 {
 			size = 1
@@ -116,8 +93,10 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 		next := marker{generation: generation, batches: total, released: end, instance: s.cfg.InstanceID}
 		val, err := markerValue(campaign, s.cfg.InstanceID, p.id, next)
 		if err != nil {
-			_ = p.prod.EndTransaction(context.Background(), kgo.TryAbort)
 			return mk, err
+		}
+		if err := p.prod.BeginTransaction(); err != nil {
+			return mk, fmt.Errorf("%w: %s partition %d: %w", errTxnFailed, campaign, p.id, err)
 		}
 		chunk := batches[mk.released:end]
 		err = s.commitChunk(p, chunk, hdrs, &kgo.Record{Topic: s.cfg.Topics.Status, Key: []byte(key), Value: val})
@@ -125,19 +104,9 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 			if p.ctx.Err() != nil {
 				return mk, p.ctx.Err()
 			}
-			attempts++
 			s.m.txnRetries.Inc()
-			if fenced(err) || attempts >= maxTxnAttempts {
-				return mk, fmt.Errorf("fanout: release %s partition %d batches %d-%d: %w", campaign, p.id, mk.released, end, err)
-			}
-			s.log.Warn("fanout: release transaction failed, retrying", "campaign", campaign, "partition", p.id, "attempt", attempts, "err", err)
-			dirty = true
-			if !retry.Sleep(p.ctx, time.Duration(attempts)*100*time.Millisecond) {
-				return mk, p.ctx.Err()
-			}
-			continue
+			return mk, fmt.Errorf("%w: %s partition %d batches %d-%d: %w", errTxnFailed, campaign, p.id, mk.released, end, err)
 		}
-		attempts = 0
 		for i := range chunk {
 			plat := string(chunk[i].platform)
 			s.m.batchesRel.WithLabelValues(plat, fire.Kind).Inc()
@@ -155,7 +124,9 @@ func (s *Stage) release(p *partition, campaign string, fire wire.Fire, batches [
 
 // commitChunk runs one transaction: the chunk's send tasks plus the marker.
 // The context is not the partition's: cancelling an EndTransaction in
-// flight would leave its outcome unknown.
+// flight would leave its outcome unknown. A failed transaction is not
+// aborted here: the producer is replaced, and the new one's InitProducerID
+// aborts it at the coordinator.
 func (s *Stage) commitChunk(p *partition, chunk []heldBatch, hdrs []kgo.RecordHeader, mrec *kgo.Record) error {
 	ctx, cancel := context.WithTimeout(context.Background(), txnTimeout)
 	defer cancel()
@@ -182,9 +153,6 @@ func (s *Stage) commitChunk(p *partition, chunk []heldBatch, hdrs []kgo.RecordHe
 	failed := perr
 	mu.Unlock()
 	if failed != nil {
-		if err := abortTxn(p); err != nil {
-			return errors.Join(failed, err)
-		}
 		return failed
 	}
 	if s.beforeCommit != nil {
@@ -194,45 +162,7 @@ func (s *Stage) commitChunk(p *partition, chunk []heldBatch, hdrs []kgo.RecordHe
 	// most of ctx's.
 	ectx, ecancel := context.WithTimeout(context.Background(), txnTimeout)
 	defer ecancel()
-	if err := p.prod.EndTransaction(ectx, kgo.TryCommit); err != nil {
-		// Not committed, or unknown: abort (franz-go bumps the epoch if
-		// the outcome is unknown, which settles it), then re-read markers.
-		if aerr := abortTxn(p); aerr != nil {
-			return errors.Join(err, aerr)
-		}
-		return err
-	}
-	return nil
-}
-
-// abortTxn ends the partition producer's open transaction with an abort,
-// on a context of its own: the failed attempt's may have expired (a
-// transaction coordinator failing over takes longer than txnTimeout), and
-// a producer left inside a transaction could never begin the next one. It
-// tries a few times while the coordinator moves; a fenced producer stops.
-func abortTxn(p *partition) error {
-	var err error
-	for i := range abortAttempts {
-		ctx, cancel := context.WithTimeout(context.Background(), txnTimeout)
-		_ = p.prod.AbortBufferedRecords(ctx)
-		err = p.prod.EndTransaction(ctx, kgo.TryAbort)
-		cancel()
-		if err == nil || fenced(err) || p.ctx.Err() != nil {
-			return err
-		}
-		if !retry.Sleep(p.ctx, time.Duration(i+1)*time.Second) {
-			return err
-		}
-	}
-	return err
-}
-
-// fenced reports whether err means the producer's epoch was bumped (see
-// errFenced). Under transaction.version 2 (Kafka 4's default) franz-go cannot
-// recover such a producer in place; only a new one can go on.
-func fenced(err error) bool {
-	return errors.Is(err, errFenced) || errors.Is(err, kerr.ProducerFenced) ||
-		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.InvalidProducerEpoch)
+	return p.prod.EndTransaction(ectx, kgo.TryCommit)
 }
 
 func (s *Stage) sendTopic(p push.Platform) string {

@@ -134,10 +134,10 @@
 //	                                                      no_proof_audience, bad_record
 //	owlpost_fanout_manifest_mismatch_total                counter, partition loads (or full checksums) that did
 //	                                                      not match the plan manifest
-//	owlpost_fanout_txn_retries_total                      counter, release transactions aborted and retried
-//	owlpost_fanout_producers_renewed_total                counter, partition producers replaced after a fence while
-//	                                                        the partition was still owned (its transaction aborted
-//	                                                        by the coordinator's timeout)
+//	owlpost_fanout_txn_retries_total                      counter, release transactions that failed (produce or
+//	                                                        commit error, fenced producer); the release goes on
+//	owlpost_fanout_producers_renewed_total                counter, partition producers replaced after a failed
+//	                                                        release transaction, the partition still owned here
 //
 // # pushsim
 //
