@@ -22,8 +22,10 @@ import (
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/fanout"
 	"github.com/owlpost/owlpost/internal/fault"
+	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/pushsim"
 	"github.com/owlpost/owlpost/internal/testenv"
+	"github.com/owlpost/owlpost/internal/wire"
 )
 
 // The production-topology cases run on the cluster stack (scripts/devstack.sh
@@ -192,10 +194,88 @@ func (s *stack) onceOnSendTopics() int {
 		}
 	}
 	slices.Sort(twice)
+	if len(twice) > 0 {
+		s.provenance(counts)
+	}
 	if len(counts) != int(s.manifest.Batches()) || len(twice) > 0 {
 		s.t.Errorf("send topics hold %d distinct batches of %d planned; released more than once: %v", len(counts), s.manifest.Batches(), twice)
 	}
 	return len(counts)
+}
+
+// committed is one record on a topic, with the producer id and epoch of
+// the transaction that committed it.
+type committed struct {
+	rec    *kgo.Record
+	marker wire.Status // a progress marker's value
+	part   int32       // a progress marker's batches partition
+}
+
+func (c committed) String() string {
+	r := c.rec
+	what := string(r.Key)
+	if c.marker.Role != "" {
+		what = fmt.Sprintf("marker p%d released %d/%d by %s", c.part, c.marker.Released, c.marker.Batches, c.marker.Instance)
+	}
+	return fmt.Sprintf("%s %s/%d@%d producer %d epoch %d: %s", r.Timestamp.UTC().Format("15:04:05.000"),
+		shortTopic(r.Topic), r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch, what)
+}
+
+// readCommitted returns the records of topic (read_committed, up to now)
+// that keep selects, oldest first by timestamp.
+func (s *stack) readCommitted(topic string, keep func(*committed) bool) []committed {
+	s.t.Helper()
+	opts, err := kafka.Opts(s.cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out []committed
+	ends, err := kafka.SnapshotEnds(s.ctx, kadm.NewClient(s.cl), topic, nil)
+	if err == nil {
+		err = kafka.ReadSnapshot(s.ctx, opts, topic, ends, func(r *kgo.Record) error {
+			c := committed{rec: r}
+			if keep(&c) {
+				mu.Lock()
+				out = append(out, c)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		s.t.Fatalf("reading %s: %v", topic, err)
+	}
+	slices.SortFunc(out, func(a, b committed) int { return a.rec.Timestamp.Compare(b.rec.Timestamp) })
+	return out
+}
+
+// markerHistory returns every progress marker of the fire, oldest first.
+func (s *stack) markerHistory() []committed {
+	return s.readCommitted(s.cfg.Topics.Status, func(c *committed) bool {
+		camp, f, p, ok := fanout.ParseMarkerKey(string(c.rec.Key))
+		if !ok || camp != s.id || f != s.fire.FireID || wire.Decode(c.rec.Value, &c.marker) != nil {
+			return false
+		}
+		c.part = p
+		return true
+	})
+}
+
+// provenance logs, for the batches released more than once, every copy on
+// the send topics and the fire's progress-marker history, with the producer
+// id and epoch that committed each: which owner released what.
+func (s *stack) provenance(counts map[string]int) {
+	s.t.Helper()
+	var all []committed
+	for _, topic := range []string{s.cfg.Topics.SendIOS, s.cfg.Topics.SendAndroid} {
+		all = append(all, s.readCommitted(topic, func(c *committed) bool { return counts[string(c.rec.Key)] > 1 })...)
+	}
+	all = append(all, s.markerHistory()...)
+	slices.SortFunc(all, func(a, b committed) int { return a.rec.Timestamp.Compare(b.rec.Timestamp) })
+	for _, c := range all {
+		s.t.Logf("provenance: %s", c)
+	}
 }
 
 // TestClusterSendLeaderKilled: kill -9 the leader of the busiest send

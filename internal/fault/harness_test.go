@@ -407,9 +407,11 @@ func (s *stack) pressUntilFired(d time.Duration) {
 	}
 }
 
-// loadFire reads the winning fire from the status.
+// loadFire reads the winning fire from the status. It waits longer than
+// the longest fault a case holds while the press finishes (a broker
+// partitioned for up to two minutes can hang the status reads).
 func (s *stack) loadFire() {
-	st := s.waitStatus(time.Minute, "fire recorded", func(st *control.CampaignStatus) bool { return st.Fire != nil })
+	st := s.waitStatus(3*time.Minute, "fire recorded", func(st *control.CampaignStatus) bool { return st.Fire != nil })
 	s.fire = *st.Fire
 }
 
