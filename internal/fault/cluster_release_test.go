@@ -4,7 +4,11 @@ package fault_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/owlpost/owlpost/internal/e2e"
 )
 
 // TestClusterTxnCoordinatorKilled: kill -9 the broker that coordinates the
@@ -37,4 +41,146 @@ func TestClusterTxnCoordinatorKilled(t *testing.T) {
 	if atKill >= int(s.manifest.Batches()) {
 		row.Note += "; the release had already finished when the kill landed"
 	}
+}
+
+// TestClusterControllerKilled: kill -9 the active KRaft controller (with
+// combined roles, a broker too) as soon as the release is under way. The
+// remaining two voters elect a new controller, which fences the dead broker
+// and moves its leaderships; the release and the sends complete.
+func TestClusterControllerKilled(t *testing.T) {
+	row := newClusterRow(t, "kill -9 the active KRaft controller mid-release")
+	// Smaller batches (700): the release lasts long enough for the kill to
+	// land inside it.
+	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
+	s.row = row
+	s.define(clusterSpec(103), campaignSpec{})
+	s.prepare()
+	ctrl := s.activeController()
+	node := brokerNode(ctrl)
+	restoreNodeOnCleanup(t, node)
+	wait, seen := s.pressWhenReleasing()
+	s.node("kill", node)
+	wait()
+	atKill := s.releasedSoFar()
+	var next int32
+	e2e.WaitFor(t, time.Minute, func() error {
+		if next = s.activeController(); next == ctrl || next < 0 {
+			return fmt.Errorf("the quorum still names %d as controller", next)
+		}
+		return nil
+	})
+	t.Logf("killed the controller %s after the first %d send tasks (%d of %d batches released); new controller: %d",
+		node, seen, atKill, s.manifest.Batches(), next)
+	s.waitAllBatches()
+	released := s.onceOnSendTopics()
+	s.node("start", node)
+	s.result(row, outcome{})
+	row.Note = fmt.Sprintf("killed the active controller %s when %d of %d batches were released; kafka-%d took over; every batch on the send topics exactly once (%d)",
+		node, atKill, s.manifest.Batches(), next, released)
+	if atKill >= int(s.manifest.Batches()) {
+		row.Note += "; the release had already finished when the kill landed"
+	}
+}
+
+// TestClusterBrokerPartitioned: fanout-1 runs on kafka-3's host. When the
+// release is under way the host's link goes down for longer than the
+// session timeouts (the broker's 9 s with the controller, the fanout
+// group's 10 s), then comes back. The controller fences the broker and
+// moves its leaderships; fanout-2 takes over fanout-1's partitions, and its
+// InitProducerID with the same transactional ids fences fanout-1's
+// producers: nothing fanout-1 had open commits (it either gives up when it
+// learns its group session is lost, or its late writes are refused), and
+// every batch is on the send topics exactly once. fanout-2's own
+// transactions whose coordinator or partition leaders were on kafka-3 fail
+// or are aborted by the coordinator's timeout; it goes on with new
+// producers from the progress markers.
+func TestClusterBrokerPartitioned(t *testing.T) {
+	const node = "kafka-3"
+	row := newClusterRow(t, "partition a broker (link down) with a fanout mid-release for 25 s, then heal")
+	s := newStack(t, opts{cluster: true, fanoutHost: node, iosBatch: 20, androidBatch: 10})
+	s.row = row
+	s.define(clusterSpec(104), campaignSpec{})
+	s.prepare()
+	restoreNodeOnCleanup(t, node)
+	wait, seen := s.pressWhenReleasing()
+	s.node("partition", node)
+	cut := time.Now()
+	wait()
+	// Longer than both session timeouts, and until the survivor has
+	// released everything (at most two minutes).
+	e2e.WaitFor(t, 2*time.Minute, func() error {
+		if d := time.Since(cut); d < 25*time.Second {
+			return fmt.Errorf("partitioned for %s", d)
+		}
+		counts, err := s.trySendTopicCounts()
+		if err != nil {
+			return err
+		}
+		if n := len(counts); n < int(s.manifest.Batches()) {
+			return fmt.Errorf("%d of %d batches released", n, s.manifest.Batches())
+		}
+		return nil
+	})
+	s.node("heal", node)
+	held := time.Since(cut)
+	t.Logf("partitioned %s with fanout-1 after the first %d send tasks, healed after %s", node, seen, held.Round(time.Second))
+	s.waitAllBatches()
+	released := s.onceOnSendTopics()
+	fenced := s.fencedTakeovers("fanout-1", "fanout-2")
+	refused := refusedLines(s.procs["fanout-1"].Output())
+	for _, l := range refused {
+		t.Logf("fanout-1: %s", l)
+	}
+	s.result(row, outcome{})
+	row.Note = fmt.Sprintf("%s and fanout-1 cut off after the first %d send tasks for %.0f s; fanout-2 took over %d partitions fanout-1 had begun, under the same transactional ids at a higher epoch (fanout-1 logged %d refused writes); every batch on the send topics exactly once (%d)",
+		node, seen, held.Seconds(), fenced, len(refused), released)
+}
+
+// fencedTakeovers checks, from the progress-marker history, that every
+// partition victim had begun but not finished was finished by survivor
+// under the same transactional id (producer id) at a higher epoch: the
+// survivor's InitProducerID fenced the victim, so nothing the victim still
+// had open could commit. It returns how many partitions were taken over.
+func (s *stack) fencedTakeovers(victim, survivor string) int {
+	s.t.Helper()
+	last := map[int32]committed{}  // victim's last marker per partition
+	final := map[int32]committed{} // the marker that finished the partition
+	for _, c := range s.markerHistory() {
+		if c.marker.Instance == victim {
+			last[c.part] = c
+		}
+		if c.marker.Released == c.marker.Batches {
+			final[c.part] = c
+		}
+	}
+	n := 0
+	for p, v := range last {
+		if v.marker.Released == v.marker.Batches {
+			continue // the victim finished it before the cut
+		}
+		f, ok := final[p]
+		switch {
+		case !ok:
+			s.t.Errorf("partition %d: never finished (%s had released %d/%d)", p, victim, v.marker.Released, v.marker.Batches)
+		case f.marker.Instance != survivor || f.rec.ProducerID != v.rec.ProducerID || f.rec.ProducerEpoch <= v.rec.ProducerEpoch:
+			s.t.Errorf("partition %d: %s's last marker %s, final marker %s: want %s, same producer id, higher epoch", p, victim, v, f, survivor)
+		default:
+			s.t.Logf("partition %d: %s stopped at %d/%d at epoch %d; %s finished it at epoch %d", p, victim,
+				v.marker.Released, v.marker.Batches, v.rec.ProducerEpoch, survivor, f.rec.ProducerEpoch)
+			n++
+		}
+	}
+	return n
+}
+
+// refusedLines returns the log lines in which the broker refused a fanout's
+// transaction because its producer was fenced.
+func refusedLines(log string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "PRODUCER_FENCED") || strings.Contains(l, "INVALID_PRODUCER_EPOCH") || strings.Contains(l, "producer fenced") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
