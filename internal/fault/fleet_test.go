@@ -447,7 +447,7 @@ func kedaSettings(t *testing.T, p push.Platform) (threshold, minR, maxR int) {
 	return
 }
 
-// scrape reads one sample of a metric from a process's /metrics.
+// scrape reads one sample of a gauge or counter from a process's /metrics.
 func scrape(addr, name string, labels map[string]string) (float64, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -473,6 +473,9 @@ next:
 			if have[k] != v {
 				continue next
 			}
+		}
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue(), nil
 		}
 		return m.GetGauge().GetValue(), nil
 	}
