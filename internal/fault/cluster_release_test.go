@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/e2e"
 )
 
@@ -49,8 +50,10 @@ func TestClusterTxnCoordinatorKilled(t *testing.T) {
 // and moves its leaderships; the release and the sends complete.
 func TestClusterControllerKilled(t *testing.T) {
 	row := newClusterRow(t, "kill -9 the active KRaft controller mid-release")
-	// Smaller batches (700): the release lasts long enough for the kill to
-	// land inside it.
+	// A paced release (one batch per transaction, at least 20 ms apart:
+	// 175 transactions per partition) lasts a few seconds, so the kill
+	// lands inside it; the fanouts inherit the setting.
+	t.Setenv(config.EnvName("fanout.release_pace"), controllerPace.String())
 	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
 	s.row = row
 	s.define(clusterSpec(103), campaignSpec{})
@@ -60,8 +63,8 @@ func TestClusterControllerKilled(t *testing.T) {
 	restoreNodeOnCleanup(t, node)
 	wait, seen := s.pressWhenReleasing()
 	s.node("kill", node)
+	killed := time.Now()
 	wait()
-	atKill := s.releasedSoFar()
 	var next int32
 	e2e.WaitFor(t, time.Minute, func() error {
 		if next = s.activeController(); next == ctrl || next < 0 {
@@ -69,18 +72,34 @@ func TestClusterControllerKilled(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("killed the controller %s after the first %d send tasks (%d of %d batches released); new controller: %d",
-		node, seen, atKill, s.manifest.Batches(), next)
 	s.waitAllBatches()
 	released := s.onceOnSendTopics()
+	// Send tasks produced after the kill: the release was under way.
+	var after int
+	var last time.Time
+	for _, topic := range []string{s.cfg.Topics.SendIOS, s.cfg.Topics.SendAndroid} {
+		for _, c := range s.readCommitted(topic, func(*committed) bool { return true }) {
+			if c.rec.Timestamp.After(killed) {
+				after++
+			}
+			if c.rec.Timestamp.After(last) {
+				last = c.rec.Timestamp
+			}
+		}
+	}
+	t.Logf("killed the controller %s after the first %d send tasks; new controller: %d; %d of %d send tasks produced after the kill, the last %.1f s after it",
+		node, seen, next, after, released, last.Sub(killed).Seconds())
+	if after == 0 {
+		t.Error("the release had finished before the kill landed")
+	}
 	s.node("start", node)
 	s.result(row, outcome{})
-	row.Note = fmt.Sprintf("killed the active controller %s when %d of %d batches were released; kafka-%d took over; every batch on the send topics exactly once (%d)",
-		node, atKill, s.manifest.Batches(), next, released)
-	if atKill >= int(s.manifest.Batches()) {
-		row.Note += "; the release had already finished when the kill landed"
-	}
+	row.Note = fmt.Sprintf("killed the active controller %s mid-release (%d of %d batches produced after the kill, the last %.1f s after it); kafka-%d took over; every batch on the send topics exactly once (%d)",
+		node, after, s.manifest.Batches(), last.Sub(killed).Seconds(), next, released)
 }
+
+// controllerPace is the release pace of TestClusterControllerKilled.
+const controllerPace = 20 * time.Millisecond
 
 // TestClusterBrokerPartitioned: fanout-1 runs on kafka-3's host. When the
 // release is under way the host's link goes down for longer than the
