@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -391,34 +390,16 @@ func TestClusterPressesDuringRedisFailover(t *testing.T) {
 	restoreNodeOnCleanup(t, node)
 
 	const presses = 50
-	outs := make([]string, presses)
-	codes := make([]int, presses)
-	ctx, cancel := context.WithTimeout(s.ctx, 3*time.Minute)
-	defer cancel()
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range presses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			codes[i], outs[i] = s.owlctl(ctx, "fire", s.id, "--yes", "--by", fmt.Sprintf("marketer-%d", i))
-		}()
-	}
-	close(start)
-	s.node("kill", node)
-	wg.Wait()
-	idRe := regexp.MustCompile(`fire id (fire-\S+)`)
 	ids := map[string]int{}
 	failed := 0
-	for i, out := range outs {
-		if m := idRe.FindStringSubmatch(out); m != nil && (codes[i] == 0 || codes[i] == 3) {
-			ids[m[1]]++
+	for i, p := range s.pressAtOnce(presses, nil, nil, func() { s.node("kill", node) }) {
+		if p.fireID != "" && (p.code == 0 || p.code == 3) {
+			ids[p.fireID]++
 		} else {
 			failed++
-			last := strings.TrimSpace(out)
+			last := strings.TrimSpace(p.out)
 			last = last[strings.LastIndex(last, "\n")+1:]
-			t.Logf("press %d failed closed: exit %d: %s", i, codes[i], last)
+			t.Logf("press %d failed closed: exit %d: %s", i, p.code, last)
 		}
 	}
 	if len(ids) > 1 {

@@ -5,7 +5,6 @@ package fault_test
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -347,33 +346,11 @@ func TestFiftyPresses(t *testing.T) {
 	s.prepare()
 
 	const presses = 50
-	type press struct {
-		code int
-		out  string
-	}
-	res := make([]press, presses)
-	ctx, cancel := context.WithTimeout(s.ctx, 3*time.Minute)
-	defer cancel()
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range presses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			code, out := s.owlctl(ctx, "fire", s.id, "--yes", "--by", fmt.Sprintf("marketer-%d", i))
-			res[i] = press{code, out}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	idRe := regexp.MustCompile(`fire id (\S+)`)
 	won, lost := 0, 0
 	ids := map[string]int{}
-	for i, p := range res {
-		m := idRe.FindStringSubmatch(p.out)
-		if m != nil {
-			ids[m[1]]++
+	for i, p := range s.pressAtOnce(presses, nil, nil, nil) {
+		if p.fireID != "" {
+			ids[p.fireID]++
 		}
 		switch {
 		case p.code == 0 && strings.Contains(p.out, "fired: fire id"):

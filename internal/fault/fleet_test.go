@@ -3,14 +3,12 @@
 package fault_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -512,33 +510,14 @@ func TestFleetPressesTwoReplicas(t *testing.T) {
 	}
 
 	const presses = 50
-	type press struct {
-		code int
-		out  string
-	}
-	res := make([]press, presses)
-	ctx, cancel := context.WithTimeout(s.ctx, 3*time.Minute)
-	defer cancel()
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range presses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			env := []string{e2e.Env("control.url", urls[i%2]), e2e.Env("control.token", token)}
-			<-start
-			code, out := s.owlctlEnv(ctx, env, "fire", s.id, "--yes", "--via-api")
-			res[i] = press{code, out}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	idRe := regexp.MustCompile(`fire id (\S+)`)
+	res := s.pressAtOnce(presses, func(i int) []string {
+		return []string{e2e.Env("control.url", urls[i%2]), e2e.Env("control.token", token)}
+	}, func(int) []string { return []string{"--via-api"} }, nil)
 	won, lost := [2]int{}, [2]int{}
 	ids := map[string]int{}
 	for i, p := range res {
-		if m := idRe.FindStringSubmatch(p.out); m != nil {
-			ids[m[1]]++
+		if p.fireID != "" {
+			ids[p.fireID]++
 		}
 		switch {
 		case p.code == 0:

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -405,6 +406,55 @@ func (s *stack) pressUntilFired(d time.Duration) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// pressResult is one owlctl fire press: its exit status, its output and the
+// fire id it named ("" if none).
+type pressResult struct {
+	code   int
+	out    string
+	fireID string
+}
+
+var fireIDRe = regexp.MustCompile(`fire id (fire-\S+)`)
+
+// pressAtOnce runs n owlctl fire presses of the campaign released at the
+// same moment, press i with env(i) added to its environment (env may be
+// nil) and args(i) after "fire ID --yes" (nil: "--by marketer-i");
+// during, if not nil, runs right after the release. It returns when every
+// press has answered.
+func (s *stack) pressAtOnce(n int, env, args func(i int) []string, during func()) []pressResult {
+	res := make([]pressResult, n)
+	ctx, cancel := context.WithTimeout(s.ctx, 3*time.Minute)
+	defer cancel()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := []string{"fire", s.id, "--yes", "--by", fmt.Sprintf("marketer-%d", i)}
+			if args != nil {
+				a = append(a[:3], args(i)...)
+			}
+			var e []string
+			if env != nil {
+				e = env(i)
+			}
+			<-start
+			r := &res[i]
+			r.code, r.out = s.owlctlEnv(ctx, e, a...)
+			if m := fireIDRe.FindStringSubmatch(r.out); m != nil {
+				r.fireID = m[1]
+			}
+		}()
+	}
+	close(start)
+	if during != nil {
+		during()
+	}
+	wg.Wait()
+	return res
 }
 
 // loadFire reads the winning fire from the status. It waits longer than
