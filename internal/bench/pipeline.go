@@ -46,16 +46,11 @@ type pipelineRun struct {
 // fire`; measured until the results account for every token.
 func runPipeline(ctx context.Context, cfg *config.Config, o Options, dir string, round int) (Metrics, error) {
 	id := fmt.Sprintf("%s-p%d", o.RunID, round)
-	s, err := NewStack(ctx, cfg, o.BinDir, dir, id)
+	s, w, closeAll, err := openStack(ctx, cfg, o, dir, id)
 	if err != nil {
 		return nil, err
 	}
-	defer closeStack(o, s)
-	w, err := WatchResults(s)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
+	defer closeAll()
 	r := &pipelineRun{s: s, o: o, cid: "bench-pipeline-" + id}
 	if err := r.startStages(ctx); err != nil {
 		return nil, err

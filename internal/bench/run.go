@@ -302,6 +302,19 @@ func startProfile(path string) (func(), error) {
 
 // closeStack stops and removes what a phase started; a failure to clean up
 // is reported, not hidden, but does not void the measurement.
+// openStack opens the stack of one phase run (id names its topics, groups
+// and prefix) and a watcher of its results; closeAll closes both.
+func openStack(ctx context.Context, cfg *config.Config, o Options, dir, id string) (s *Stack, w *ResultsWatcher, closeAll func(), err error) {
+	if s, err = NewStack(ctx, cfg, o.BinDir, dir, id); err != nil {
+		return nil, nil, nil, err
+	}
+	if w, err = WatchResults(s); err != nil {
+		closeStack(o, s)
+		return nil, nil, nil, err
+	}
+	return s, w, func() { w.Close(); closeStack(o, s) }, nil
+}
+
 func closeStack(o Options, s *Stack) {
 	if err := s.Close(); err != nil && o.Log != nil {
 		fmt.Fprintf(o.Log, "bench: warning: cleaning up %s: %v\n", s.ID, err)

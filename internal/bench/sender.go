@@ -101,16 +101,11 @@ func prefill(ctx context.Context, s *Stack, p push.Platform, campaignID string, 
 // for every token.
 func runSender(ctx context.Context, cfg *config.Config, o Options, dir string, round int) (Metrics, error) {
 	id := fmt.Sprintf("%s-s%d", o.RunID, round)
-	s, err := NewStack(ctx, cfg, o.BinDir, dir, id)
+	s, w, closeAll, err := openStack(ctx, cfg, o, dir, id)
 	if err != nil {
 		return nil, err
 	}
-	defer closeStack(o, s)
-	w, err := WatchResults(s)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
+	defer closeAll()
 	now := time.Now()
 	fire := wire.Fire{ID: "bench-fire-" + id, Kind: wire.KindFire, FiredAt: now, Deadline: now.Add(time.Hour)}
 	plats := []push.Platform{push.IOS, push.Android}

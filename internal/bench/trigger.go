@@ -18,16 +18,11 @@ import (
 // is the first one of its processes.
 func runTrigger(ctx context.Context, cfg *config.Config, o Options, dir string, round int) (Metrics, error) {
 	id := fmt.Sprintf("%s-t%d", o.RunID, round)
-	s, err := NewStack(ctx, cfg, o.BinDir, dir, id)
+	s, w, closeAll, err := openStack(ctx, cfg, o, dir, id)
 	if err != nil {
 		return nil, err
 	}
-	defer closeStack(o, s)
-	w, err := WatchResults(s)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
+	defer closeAll()
 	r := &pipelineRun{s: s, o: o}
 	r.o.Tokens = o.TriggerTokens
 	if err := r.startStages(ctx); err != nil {
