@@ -11,12 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/audience"
 	"github.com/owlpost/owlpost/internal/control"
-	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/pushsim"
 	"github.com/owlpost/owlpost/internal/wire"
 )
@@ -395,19 +393,10 @@ func (s *stack) waitSim(timeout time.Duration, what string, ok func(pushsim.Stat
 
 // rejects counts the rejects topic's records by reason header.
 func (s *stack) rejects() map[string]int64 {
-	t := s.t
-	t.Helper()
-	opts, err := kafka.Opts(s.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := kafka.SnapshotEnds(s.ctx, kadm.NewClient(s.cl), s.cfg.Topics.Rejects, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.t.Helper()
 	var mu sync.Mutex
 	out := map[string]int64{}
-	err = kafka.ReadSnapshot(s.ctx, opts, s.cfg.Topics.Rejects, ends, func(r *kgo.Record) error {
+	s.readTopic(s.cfg.Topics.Rejects, func(r *kgo.Record) error {
 		reason := ""
 		for _, h := range r.Headers {
 			if h.Key == wire.HeaderReason {
@@ -419,9 +408,6 @@ func (s *stack) rejects() map[string]int64 {
 		mu.Unlock()
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return out
 }
 

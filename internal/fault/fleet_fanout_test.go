@@ -10,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/e2e"
 	"github.com/owlpost/owlpost/internal/fanout"
-	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -135,24 +133,6 @@ func TestFleetRollingRestartFanouts(t *testing.T) {
 		strings.Join(steps, "; "), atEnd, total, released, releasePace, step.Seconds(), worst.Seconds(), quiet.Seconds())
 	if atEnd >= total {
 		t.Errorf("the restarts ended after the release (%d of %d batches released): not mid-release", atEnd, total)
-	}
-}
-
-// readTopic reads every record of a topic up to its end now
-// (read_committed) and calls fn for each, concurrently across partitions.
-func (s *stack) readTopic(topic string, fn func(*kgo.Record) error) {
-	t := s.t
-	t.Helper()
-	opts, err := kafka.Opts(s.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := kafka.SnapshotEnds(s.ctx, kadm.NewClient(s.cl), topic, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kafka.ReadSnapshot(s.ctx, opts, topic, ends, fn); err != nil {
-		t.Fatal(err)
 	}
 }
 

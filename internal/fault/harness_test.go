@@ -827,21 +827,30 @@ func (s *stack) trySendTopicCounts() (map[string]int, error) {
 	return counts, nil
 }
 
-// fireResults returns every result record of the winning fire.
-func (s *stack) fireResults() []wire.Result {
+// readTopic reads every record of a topic up to its end now
+// (read_committed) and calls fn for each, concurrently across partitions.
+func (s *stack) readTopic(topic string, fn func(*kgo.Record) error) {
 	t := s.t
 	t.Helper()
 	opts, err := kafka.Opts(s.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends, err := kafka.SnapshotEnds(s.ctx, kadm.NewClient(s.cl), s.cfg.Topics.Results, nil)
+	ends, err := kafka.SnapshotEnds(s.ctx, kadm.NewClient(s.cl), topic, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := kafka.ReadSnapshot(s.ctx, opts, topic, ends, fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fireResults returns every result record of the winning fire.
+func (s *stack) fireResults() []wire.Result {
+	s.t.Helper()
 	var mu sync.Mutex
 	var out []wire.Result
-	err = kafka.ReadSnapshot(s.ctx, opts, s.cfg.Topics.Results, ends, func(r *kgo.Record) error {
+	s.readTopic(s.cfg.Topics.Results, func(r *kgo.Record) error {
 		var res wire.Result
 		if err := wire.Decode(r.Value, &res); err != nil {
 			return err
@@ -853,8 +862,5 @@ func (s *stack) fireResults() []wire.Result {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return out
 }
