@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -19,9 +20,11 @@ import (
 
 	"github.com/owlpost/owlpost/internal/audience"
 	"github.com/owlpost/owlpost/internal/config"
+	"github.com/owlpost/owlpost/internal/e2e"
 	"github.com/owlpost/owlpost/internal/fanout"
 	"github.com/owlpost/owlpost/internal/fault"
 	"github.com/owlpost/owlpost/internal/kafka"
+	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/pushsim"
 	"github.com/owlpost/owlpost/internal/testenv"
 	"github.com/owlpost/owlpost/internal/wire"
@@ -468,5 +471,85 @@ func TestClusterRedisClusterPrimaryKilled(t *testing.T) {
 	s.result(row, outcome{maxDuplicates: bound})
 	row.Note = fmt.Sprintf("killed %s (primary %s) at %d/%d accepted; its replica took the slots; duplicates allowed up to %d (the batches in flight), collapse-tagged",
 		node, primary, atKill, total, bound)
+	t.Log(row.Note)
+}
+
+// TestClusterSenderCutFromRedis: the iOS sender runs on kafka-3's host. At
+// a fifth of the iOS tokens accepted the host's route to the Redis hosts (the primary, its
+// replicas and the Sentinels) is blackholed for 10 s, five times the claim
+// lease (2 s), then restored; Kafka and the simulator stay reachable. The
+// sender therefore keeps its partitions and nobody else is handed its
+// batches: it stops sending at its next round, as it cannot renew the claim
+// (a round starts only on a lease renewed within half a lease), and when
+// Redis answers again it claims its own expired lease again and goes on.
+// Lost 0; duplicates at most its in-flight batches, collapse-tagged.
+func TestClusterSenderCutFromRedis(t *testing.T) {
+	const node = "kafka-3"
+	row := newClusterRow(t, "cut the iOS sender's host from Redis (route blackholed) mid-send for 10 s (5x its 2 s claim lease)")
+	o := opts{cluster: true, redisMode: config.RedisSentinel, senderHost: node, latency: 20 * time.Millisecond, inFlight: 2,
+		claimLease: 2 * time.Second}
+	s := newStack(t, o)
+	s.row = row
+	s.define(clusterSpec(112), campaignSpec{})
+	s.prepare()
+	s.press()
+	total := int64(s.manifest.Tokens())
+	// Mid-send for the iOS sender: a fifth of the iOS tokens accepted.
+	e2e.WaitFor(t, 2*time.Minute, func() error {
+		if n := len(s.platformArrivals(push.IOS)); n < clusterIOS/5 {
+			return fmt.Errorf("%d iOS tokens accepted", n)
+		}
+		return nil
+	})
+	ns := testenv.NodeNetns(t, node)
+	ip := net.ParseIP(clusterBridge(t)).To4()
+	ip[3] = 20 // the Redis hosts are .21-.23
+	route := []string{"netns", "exec", ns, "ip", "route", "%s", "blackhole", ip.String() + "/30"}
+	ipRoute := func(verb string) error {
+		args := slices.Clone(route)
+		args[5] = verb
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := ipRoute("add"); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	t.Cleanup(func() { _ = ipRoute("del") })
+	atCut := s.mustSimStats(s.collapse).Accepted
+	iosAtCut := len(s.platformArrivals(push.IOS))
+	time.Sleep(10 * time.Second)
+	beforeHeal := s.mustSimStats(s.collapse).Accepted
+	if err := ipRoute("del"); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	held := healed.Sub(cut)
+	s.waitAllBatches()
+	// iOS acceptances while cut off: the rounds in flight finish, then
+	// nothing is sent on the unrenewed claims. Once the claims are older
+	// than the lease (the last half of the cut), no iOS token may arrive.
+	var during, late int
+	for _, at := range s.platformArrivals(push.IOS) {
+		if at >= cut.UnixNano() && at < healed.UnixNano() {
+			during++
+			if at >= cut.Add(held/2).UnixNano() {
+				late++
+			}
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d iOS tokens accepted in the last half of the cut (more than a claim lease after it): the sender sent on a lease it could not renew", late)
+	}
+	bound := int64(o.inFlight * s.o.iosBatch)
+	s.result(row, outcome{maxDuplicates: bound})
+	out := s.procs[senderName(push.IOS, 1)].Output()
+	reclaimed := strings.Count(out, "batch lease had expired unrenewed; claimed it again")
+	lost := strings.Count(out, "batch lease lost")
+	row.Note = fmt.Sprintf("cut at %d/%d accepted (%d iOS) for %.1f s; %d accepted meanwhile, %d of them iOS; the iOS sender then claimed its own expired lease again %d time(s) and lost %d to another sender; duplicates allowed up to %d (its in-flight batches), collapse-tagged",
+		atCut, total, iosAtCut, held.Seconds(), beforeHeal-atCut, during, reclaimed, lost, bound)
 	t.Log(row.Note)
 }

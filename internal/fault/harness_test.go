@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -69,6 +70,10 @@ type opts struct {
 	// fanoutHost, with cluster, runs fanout-1 on that node's host (its
 	// network namespace), so a partition of the node cuts it off too.
 	fanoutHost string
+	// senderHost, with cluster, runs the first iOS sender on that node's
+	// host; the simulator's APNs endpoint then listens on the cluster
+	// bridge's address, which the host reaches.
+	senderHost string
 	// The fleet: fanout instances and sender instances per platform
 	// (default 2, 1, 1). Sender i > 1 is "sender-<platform>-<i>".
 	fanouts, iosSenders, androidSenders int
@@ -195,10 +200,26 @@ func senderName(p push.Platform, i int) string {
 	return fmt.Sprintf("sender-%s-%d", p, i)
 }
 
-// startSender runs sender i of platform p as a process.
+// startSender runs sender i of platform p as a process (the first iOS
+// sender on opts.senderHost's host if set).
 func (s *stack) startSender(p push.Platform, i int) *e2e.Proc {
 	env := append([]string{e2e.Env("sender.platform", string(p))}, s.o.senderEnv...)
+	if p == push.IOS && i == 1 && s.o.senderHost != "" {
+		return s.startOn(testenv.NodeNetns(s.t, s.o.senderHost), senderName(p, i), "sender", env...)
+	}
 	return s.start(senderName(p, i), "sender", env...)
+}
+
+// clusterBridge is the cluster stack's bridge address (10.250.<id>.1): the
+// root namespace as the hosts reach it.
+func clusterBridge(t *testing.T) string {
+	host, _, err := net.SplitHostPort(testenv.KafkaClusterAddrs(t)[0])
+	ip := net.ParseIP(host).To4()
+	if err != nil || ip == nil {
+		t.Fatalf("cluster broker address %q is not an IPv4 address", host)
+	}
+	ip[3] = 1
+	return ip.String()
 }
 
 // startSim runs bin/pushsim on free loopback ports with generated
@@ -208,6 +229,10 @@ func (s *stack) startSim() {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
 	apnsAddr, fcmAddr, adminAddr := e2e.FreeAddr(t), e2e.FreeAddr(t), e2e.FreeAddr(t)
+	if s.o.senderHost != "" {
+		_, port, _ := net.SplitHostPort(apnsAddr)
+		apnsAddr = net.JoinHostPort(clusterBridge(t), port)
+	}
 	args := []string{"--gen-creds", filepath.Join(dir, "creds"), "--write-ca", ca,
 		"--apns-addr", apnsAddr, "--fcm-addr", fcmAddr, "--admin-addr", adminAddr,
 		"--apns-topics", "com.example.owlapp"}

@@ -159,7 +159,7 @@ type tlsMaterial struct {
 
 // newTLSMaterial makes a CA and a leaf for 127.0.0.1, ::1 and localhost,
 // valid from an hour ago for 30 days.
-func newTLSMaterial() (*tlsMaterial, error) {
+func newTLSMaterial(ips ...net.IP) (*tlsMaterial, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("pushsim: CA key: %w", err)
@@ -195,7 +195,7 @@ func newTLSMaterial() (*tlsMaterial, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...),
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
 	if err != nil {
@@ -208,6 +208,21 @@ func newTLSMaterial() (*tlsMaterial, error) {
 		leaf:  tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: leafKey},
 		pool:  pool,
 	}, nil
+}
+
+// listenIPs returns the literal IP hosts of listen addresses: the leaf
+// certificate names them too, so a client reaching the simulator on a
+// non-loopback address (a stage in a network namespace of the cluster
+// stack) verifies it.
+func listenIPs(addrs ...string) []net.IP {
+	var out []net.IP
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); err == nil && ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
 
 func randSerial() *big.Int {

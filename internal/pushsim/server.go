@@ -46,7 +46,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.APNsTopics = append([]string(nil), cfg.APNsTopics...)
-	tm, err := newTLSMaterial()
+	tm, err := newTLSMaterial(listenIPs(cfg.APNsAddr, cfg.FCMAddr)...)
 	if err != nil {
 		return nil, err
 	}
