@@ -23,7 +23,6 @@ import (
 	"github.com/owlpost/owlpost/internal/e2e"
 	"github.com/owlpost/owlpost/internal/fanout"
 	"github.com/owlpost/owlpost/internal/fault"
-	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/push"
 	"github.com/owlpost/owlpost/internal/pushsim"
 	"github.com/owlpost/owlpost/internal/testenv"
@@ -227,34 +226,26 @@ func (c committed) String() string {
 // that keep selects, oldest first by timestamp.
 func (s *stack) readCommitted(topic string, keep func(*committed) bool) []committed {
 	s.t.Helper()
-	opts, err := kafka.Opts(s.cfg)
-	if err != nil {
-		s.t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var out []committed
-	ends, err := kafka.SnapshotEnds(s.ctx, kadm.NewClient(s.cl), topic, nil)
-	if err == nil {
-		err = kafka.ReadSnapshot(s.ctx, opts, topic, ends, func(r *kgo.Record) error {
-			c := committed{rec: r}
-			if keep(&c) {
-				mu.Lock()
-				out = append(out, c)
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		s.t.Fatalf("reading %s: %v", topic, err)
-	}
+	s.readTopic(topic, func(r *kgo.Record) error {
+		c := committed{rec: r}
+		if keep(&c) {
+			mu.Lock()
+			out = append(out, c)
+			mu.Unlock()
+		}
+		return nil
+	})
 	slices.SortFunc(out, func(a, b committed) int { return a.rec.Timestamp.Compare(b.rec.Timestamp) })
 	return out
 }
 
-// markerHistory returns every progress marker of the fire, oldest first.
+// markerHistory returns every progress marker of the fire, per
+// batches-topic partition in commit order (one key per partition, so one
+// status partition: offsets order them).
 func (s *stack) markerHistory() []committed {
-	return s.readCommitted(s.cfg.Topics.Status, func(c *committed) bool {
+	ms := s.readCommitted(s.cfg.Topics.Status, func(c *committed) bool {
 		camp, f, p, ok := fanout.ParseMarkerKey(string(c.rec.Key))
 		if !ok || camp != s.id || f != s.fire.FireID || wire.Decode(c.rec.Value, &c.marker) != nil {
 			return false
@@ -262,6 +253,13 @@ func (s *stack) markerHistory() []committed {
 		c.part = p
 		return true
 	})
+	slices.SortFunc(ms, func(a, b committed) int {
+		if a.part != b.part {
+			return int(a.part - b.part)
+		}
+		return int(a.rec.Offset - b.rec.Offset)
+	})
+	return ms
 }
 
 // provenance logs, for the batches released more than once, every copy on

@@ -6,15 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/e2e"
-	"github.com/owlpost/owlpost/internal/fanout"
 	"github.com/owlpost/owlpost/internal/wire"
 )
 
@@ -141,34 +137,9 @@ func TestFleetRollingRestartFanouts(t *testing.T) {
 // order.
 func (s *stack) releaseMarkers() map[int32][]wire.Status {
 	s.t.Helper()
-	var mu sync.Mutex
-	type rec struct {
-		st     wire.Status
-		offset int64
-	}
-	byPart := map[int32][]rec{}
-	s.readTopic(s.cfg.Topics.Status, func(r *kgo.Record) error {
-		c, f, part, ok := fanout.ParseMarkerKey(string(r.Key))
-		if !ok || c != s.id || f != s.fire.FireID || r.Value == nil {
-			return nil
-		}
-		var st wire.Status
-		if err := wire.Decode(r.Value, &st); err != nil {
-			return err
-		}
-		mu.Lock()
-		// One status partition holds every marker of a batches partition
-		// (one key), so offsets order them.
-		byPart[part] = append(byPart[part], rec{st, r.Offset})
-		mu.Unlock()
-		return nil
-	})
 	out := map[int32][]wire.Status{}
-	for part, rs := range byPart {
-		slices.SortFunc(rs, func(a, b rec) int { return int(a.offset - b.offset) })
-		for _, r := range rs {
-			out[part] = append(out[part], r.st)
-		}
+	for _, c := range s.markerHistory() {
+		out[c.part] = append(out[c.part], c.marker)
 	}
 	return out
 }
