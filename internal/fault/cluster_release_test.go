@@ -12,15 +12,43 @@ import (
 	"github.com/owlpost/owlpost/internal/e2e"
 )
 
+// killPace is the release pace of the cases that kill a broker
+// mid-release: one batch per transaction, at least 20 ms apart (175
+// transactions per partition of a 700-batch plan), so the release lasts
+// seconds and the kill lands inside it. The fanouts inherit the setting.
+const killPace = 20 * time.Millisecond
+
+// producedAfter counts the campaign's send tasks produced (record
+// timestamp) after at and returns the latest one's time: send tasks after a
+// kill show that the release was under way when it landed.
+func (s *stack) producedAfter(at time.Time) (n int, last time.Time) {
+	s.t.Helper()
+	for _, topic := range []string{s.cfg.Topics.SendIOS, s.cfg.Topics.SendAndroid} {
+		for _, c := range s.readCommitted(topic, func(*committed) bool { return true }) {
+			if c.rec.Timestamp.After(at) {
+				n++
+			}
+			if c.rec.Timestamp.After(last) {
+				last = c.rec.Timestamp
+			}
+		}
+	}
+	if n == 0 {
+		s.t.Error("the release had finished before the kill landed")
+	}
+	return n, last
+}
+
 // TestClusterTxnCoordinatorKilled: kill -9 the broker that coordinates the
 // fanout's transactions as soon as the release is under way. The
 // transaction state log (replication factor 3) has in-sync copies on the
 // other brokers, which take over as coordinators: open transactions are
-// aborted or completed as their state says, the fanout re-reads its progress
-// markers and goes on, and every batch is on the send topics exactly once.
+// aborted or completed as their state says, the fanout goes on from its
+// progress markers, and every batch is on the send topics exactly once.
 func TestClusterTxnCoordinatorKilled(t *testing.T) {
 	row := newClusterRow(t, "kill -9 the broker coordinating the fanout's transactions mid-release")
-	s := newStack(t, opts{cluster: true})
+	t.Setenv(config.EnvName("fanout.release_pace"), killPace.String())
+	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
 	s.row = row
 	s.define(clusterSpec(102), campaignSpec{})
 	s.prepare()
@@ -29,19 +57,17 @@ func TestClusterTxnCoordinatorKilled(t *testing.T) {
 	restoreNodeOnCleanup(t, node)
 	wait, seen := s.pressWhenReleasing()
 	s.node("kill", node)
+	killed := time.Now()
 	wait()
-	atKill := s.releasedSoFar()
-	t.Logf("killed %s (coordinator of %d of %d fanout transactional ids) after the first %d send tasks; %d of %d batches released by then",
-		node, n, s.cfg.Topics.BatchesPartitions, seen, atKill, s.manifest.Batches())
 	s.waitAllBatches()
 	released := s.onceOnSendTopics()
+	after, last := s.producedAfter(killed)
+	t.Logf("killed %s (coordinator of %d of %d fanout transactional ids) after the first %d send tasks; %d of %d send tasks produced after the kill, the last %.1f s after it",
+		node, n, s.cfg.Topics.BatchesPartitions, seen, after, released, last.Sub(killed).Seconds())
 	s.node("start", node)
 	s.result(row, outcome{})
-	row.Note = fmt.Sprintf("killed %s (coordinator of %d of %d transactional ids) when %d of %d batches were released; every batch on the send topics exactly once (%d)",
-		node, n, s.cfg.Topics.BatchesPartitions, atKill, s.manifest.Batches(), released)
-	if atKill >= int(s.manifest.Batches()) {
-		row.Note += "; the release had already finished when the kill landed"
-	}
+	row.Note = fmt.Sprintf("killed %s (coordinator of %d of %d transactional ids) mid-release (%d of %d batches produced after the kill, the last %.1f s after it); every batch on the send topics exactly once (%d)",
+		node, n, s.cfg.Topics.BatchesPartitions, after, s.manifest.Batches(), last.Sub(killed).Seconds(), released)
 }
 
 // TestClusterControllerKilled: kill -9 the active KRaft controller (with
@@ -50,10 +76,7 @@ func TestClusterTxnCoordinatorKilled(t *testing.T) {
 // and moves its leaderships; the release and the sends complete.
 func TestClusterControllerKilled(t *testing.T) {
 	row := newClusterRow(t, "kill -9 the active KRaft controller mid-release")
-	// A paced release (one batch per transaction, at least 20 ms apart:
-	// 175 transactions per partition) lasts a few seconds, so the kill
-	// lands inside it; the fanouts inherit the setting.
-	t.Setenv(config.EnvName("fanout.release_pace"), controllerPace.String())
+	t.Setenv(config.EnvName("fanout.release_pace"), killPace.String())
 	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
 	s.row = row
 	s.define(clusterSpec(103), campaignSpec{})
@@ -74,32 +97,14 @@ func TestClusterControllerKilled(t *testing.T) {
 	})
 	s.waitAllBatches()
 	released := s.onceOnSendTopics()
-	// Send tasks produced after the kill: the release was under way.
-	var after int
-	var last time.Time
-	for _, topic := range []string{s.cfg.Topics.SendIOS, s.cfg.Topics.SendAndroid} {
-		for _, c := range s.readCommitted(topic, func(*committed) bool { return true }) {
-			if c.rec.Timestamp.After(killed) {
-				after++
-			}
-			if c.rec.Timestamp.After(last) {
-				last = c.rec.Timestamp
-			}
-		}
-	}
+	after, last := s.producedAfter(killed)
 	t.Logf("killed the controller %s after the first %d send tasks; new controller: %d; %d of %d send tasks produced after the kill, the last %.1f s after it",
 		node, seen, next, after, released, last.Sub(killed).Seconds())
-	if after == 0 {
-		t.Error("the release had finished before the kill landed")
-	}
 	s.node("start", node)
 	s.result(row, outcome{})
 	row.Note = fmt.Sprintf("killed the active controller %s mid-release (%d of %d batches produced after the kill, the last %.1f s after it); kafka-%d took over; every batch on the send topics exactly once (%d)",
 		node, after, s.manifest.Batches(), last.Sub(killed).Seconds(), next, released)
 }
-
-// controllerPace is the release pace of TestClusterControllerKilled.
-const controllerPace = 20 * time.Millisecond
 
 // TestClusterBrokerPartitioned: fanout-1 runs on kafka-3's host. When the
 // release is under way the host's link goes down for longer than the
