@@ -316,7 +316,8 @@ func (s *Stage) recoverProducer(p *partition, cause error) {
 
 // ownedHere asks the group coordinator whether this member owns batches-topic
 // partition id in the group's current, stable generation. An error means it
-// cannot tell now (no answer, a rebalance under way).
+// cannot tell now (no answer, a rebalance under way). It reads the classic
+// group protocol's DescribeGroups, the protocol the fanout group uses.
 func (s *Stage) ownedHere(ctx context.Context, id int32) (bool, error) {
 	s.mu.Lock()
 	g := s.group
