@@ -24,14 +24,7 @@ func TestCatalogRoundTrip(t *testing.T) {
 	if _, err := cat.Campaign(ctx, "nope"); !errors.Is(err, catalog.ErrNotFound) {
 		t.Fatalf("want ErrNotFound, got %v", err)
 	}
-	src, err := os.ReadFile("../campaign/testdata/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	def, err := campaign.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	def := testenv.ExampleCampaign(t)
 	if err := cat.PutCampaign(ctx, def); err != nil {
 		t.Fatal(err)
 	}

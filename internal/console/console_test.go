@@ -79,14 +79,7 @@ func setup(t *testing.T) *env {
 // example is the example campaign with launchers alice and bob.
 func example(t *testing.T) *campaign.Campaign {
 	t.Helper()
-	src, err := os.ReadFile("../campaign/testdata/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	def, err := campaign.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	def := testenv.ExampleCampaign(t)
 	def.Launch.Launchers = []string{"alice", "bob"}
 	return def
 }

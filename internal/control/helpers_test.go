@@ -2,7 +2,6 @@ package control_test
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -47,13 +46,7 @@ func newFixture(t *testing.T) *fixture {
 	if f.cat, err = catalog.New(cfg, f.cl); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile("../campaign/testdata/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.def, err = campaign.Parse(src); err != nil {
-		t.Fatal(err)
-	}
+	f.def = testenv.ExampleCampaign(t)
 	if err := f.cat.PutCampaign(f.ctx, f.def); err != nil {
 		t.Fatal(err)
 	}

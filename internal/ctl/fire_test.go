@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
-	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/control"
@@ -56,14 +55,7 @@ func readyCampaign(t *testing.T, ctx context.Context, cfg *config.Config) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile("../campaign/testdata/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	def, err := campaign.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	def := testenv.ExampleCampaign(t)
 	if err := cat.PutCampaign(ctx, def); err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/guard"
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/testenv"
@@ -167,14 +165,7 @@ func waitMetric(t *testing.T, get func() float64, want float64) {
 // the proof id, exactly once even if the request is seen twice.
 func TestProof(t *testing.T) {
 	e := newEnv(t)
-	src, err := os.ReadFile("../campaign/testdata/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	def, err := campaign.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	def := testenv.ExampleCampaign(t)
 	def.ID = "proofcamp"
 	if err := e.cat.PutCampaign(context.Background(), def); err != nil {
 		t.Fatal(err)

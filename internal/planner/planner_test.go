@@ -6,7 +6,6 @@ import (
 	"errors"
 	"maps"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/owlpost/owlpost/internal/audience"
-	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/kafka"
@@ -73,14 +71,7 @@ func (e *env) audienceTopic(name string, partitions int32, spec audience.Spec) (
 }
 
 func (e *env) putCampaign(id, topic string) {
-	raw, err := os.ReadFile("../campaign/testdata/example.yaml")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	def, err := campaign.Parse(raw)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	def := testenv.ExampleCampaign(e.t)
 	def.ID, def.AudienceTopic = id, topic
 	def.APNs.CollapseID, def.FCM.CollapseKey = id, id
 	if err := e.cat.PutCampaign(e.ctx, def); err != nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/owlpost/owlpost/internal/campaign"
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/kafka"
 )
@@ -151,4 +154,20 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// ExampleCampaign parses internal/campaign/testdata/example.yaml, the
+// campaign the tests define (a fresh copy each call, to change freely).
+func ExampleCampaign(t testing.TB) *campaign.Campaign {
+	t.Helper()
+	_, here, _, _ := runtime.Caller(0)
+	src, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "campaign", "testdata", "example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := campaign.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
 }
