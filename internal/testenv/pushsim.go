@@ -18,13 +18,18 @@ const (
 	SimTopic   = "com.example.owlapp"
 )
 
-// PushSim starts an in-process push simulator with freshly generated
-// credentials (an APNs .p8 key and an FCM service account whose token_uri is
-// the simulator), writes the key, service account and CA files into a temp
-// dir, and points cfg.APNs and cfg.FCM at it. mutate may adjust the
-// simulator's config (faults, latency) before it starts. It is closed at
-// cleanup.
-func PushSim(t testing.TB, cfg *config.Config, mutate func(*pushsim.Config)) *pushsim.Server {
+// Sim is a running in-process push simulator and the credentials it trusts.
+type Sim struct {
+	*pushsim.Server
+	P8             []byte // APNs signing key (key id SimKeyID, team SimTeamID)
+	ServiceAccount []byte // FCM service account JSON whose token_uri is the simulator's
+}
+
+// StartPushSim starts an in-process push simulator trusting a freshly
+// generated APNs .p8 key and FCM service account. mutate may adjust the
+// simulator's config (faults, latency, keys) before it starts. It is closed
+// at cleanup.
+func StartPushSim(t testing.TB, mutate func(*pushsim.Config)) *Sim {
 	t.Helper()
 	p8, pub, err := pushsim.GenerateAPNsKey()
 	if err != nil {
@@ -50,6 +55,16 @@ func PushSim(t testing.TB, cfg *config.Config, mutate func(*pushsim.Config)) *pu
 	if sa, err = pushsim.ServiceAccountWithTokenURI(sa, sim.TokenURL()); err != nil {
 		t.Fatal(err)
 	}
+	return &Sim{Server: sim, P8: p8, ServiceAccount: sa}
+}
+
+// PushSim starts a simulator (StartPushSim), writes its key, service
+// account and CA files into a temp dir, and points cfg.APNs and cfg.FCM at
+// it.
+func PushSim(t testing.TB, cfg *config.Config, mutate func(*pushsim.Config)) *pushsim.Server {
+	t.Helper()
+	s := StartPushSim(t, mutate)
+	sim, p8, sa := s.Server, s.P8, s.ServiceAccount
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)

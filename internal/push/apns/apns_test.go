@@ -15,18 +15,19 @@ import (
 	"github.com/owlpost/owlpost/internal/push/apns"
 	"github.com/owlpost/owlpost/internal/push/pushtest"
 	"github.com/owlpost/owlpost/internal/pushsim"
+	"github.com/owlpost/owlpost/internal/testenv"
 )
 
 const (
-	keyID  = pushtest.KeyID
-	teamID = pushtest.TeamID
-	topic  = pushtest.Topic
+	keyID  = testenv.SimKeyID
+	teamID = testenv.SimTeamID
+	topic  = testenv.SimTopic
 )
 
-type sim struct{ *pushtest.Sim }
+type sim struct{ *testenv.Sim }
 
 func startSim(t testing.TB, mutate func(*pushsim.Config)) *sim {
-	return &sim{pushtest.StartSim(t, mutate)}
+	return &sim{testenv.StartPushSim(t, mutate)}
 }
 
 var transports = pushtest.Transports

@@ -16,14 +16,15 @@ import (
 	"github.com/owlpost/owlpost/internal/push/fcm"
 	"github.com/owlpost/owlpost/internal/push/pushtest"
 	"github.com/owlpost/owlpost/internal/pushsim"
+	"github.com/owlpost/owlpost/internal/testenv"
 )
 
-const project = pushtest.Project
+const project = testenv.SimProject
 
-type sim struct{ *pushtest.Sim }
+type sim struct{ *testenv.Sim }
 
 func startSim(t testing.TB, mutate func(*pushsim.Config)) *sim {
-	return &sim{pushtest.StartSim(t, mutate)}
+	return &sim{testenv.StartPushSim(t, mutate)}
 }
 
 var transports = pushtest.Transports

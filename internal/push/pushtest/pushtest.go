@@ -12,58 +12,9 @@ import (
 	"github.com/owlpost/owlpost/internal/pushsim"
 )
 
-// The simulator's APNs key and FCM project, as the adapters' tests name them.
-const (
-	KeyID   = "ABC123DEFG"
-	TeamID  = "TEAM123456"
-	Topic   = "com.example.owlpost"
-	Project = "owlpost-sim"
-)
-
 // Transports are the adapters' two HTTP/2 clients; the tests that talk to
-// the simulator run with each.
+// the simulator (testenv.StartPushSim) run with each.
 var Transports = []string{push.TransportLibrary, push.TransportFast}
-
-// Sim is a running simulator and the credentials it trusts.
-type Sim struct {
-	*pushsim.Server
-	P8             []byte // APNs signing key
-	ServiceAccount []byte // FCM service account JSON whose token_uri is the simulator's
-}
-
-// StartSim starts a simulator trusting a fresh APNs key and a fresh service
-// account; mutate may change the config (e.g. to trust another key). It is
-// closed when the test ends.
-func StartSim(t testing.TB, mutate func(*pushsim.Config)) *Sim {
-	t.Helper()
-	p8, pub, err := pushsim.GenerateAPNsKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, saPub, err := pushsim.GenerateServiceAccount(Project, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := pushsim.Config{
-		APNsKeyID: KeyID, APNsTeamID: TeamID, APNsPublicKey: pub, APNsTopics: []string{Topic},
-		FCMProject: Project, FCMServiceAccountKey: saPub,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	s, err := pushsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if sa, err = pushsim.ServiceAccountWithTokenURI(sa, s.TokenURL()); err != nil {
-		t.Fatal(err)
-	}
-	return &Sim{Server: s, P8: p8, ServiceAccount: sa}
-}
 
 // Outcome is what sending to one token must come to.
 type Outcome struct {
