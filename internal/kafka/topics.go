@@ -100,6 +100,7 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, rf int16, specs []Topic
 	}
 	var changes []string
 	var errs []error
+	altered := map[string][]kadm.AlterConfig{}
 	for _, s := range specs {
 		cfgs := make(map[string]*string, len(s.Configs))
 		for k, v := range s.Configs {
@@ -153,14 +154,42 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, rf int16, specs []Topic
 			if err != nil {
 				errs = append(errs, fmt.Errorf("kafka: alter configs of %s: %w", s.Name, err))
 			} else {
+				altered[s.Name] = alter
 				changes = append(changes, fmt.Sprintf("updated %d configs of %s", len(alter), s.Name))
 			}
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, waitForTopics(ctx, adm, names))
+		errs = append(errs, waitForTopics(ctx, adm, names), waitForConfigs(ctx, adm, altered))
 	}
 	return changes, errors.Join(errs...)
+}
+
+// waitForConfigs returns once a describe shows every altered config. The
+// controller applies an alter before the brokers do, and a describe is
+// answered by any broker from its own copy of the metadata, so without the
+// wait a check right after EnsureTopics can still see the old values.
+func waitForConfigs(ctx context.Context, adm *kadm.Client, altered map[string][]kadm.AlterConfig) error {
+	for topic, alter := range altered {
+		for {
+			current, err := TopicConfigs(ctx, adm, topic)
+			applied := err == nil
+			for _, a := range alter {
+				if applied && current[a.Name] != *a.Value {
+					applied = false
+				}
+			}
+			if applied {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("kafka: altered configs of %s not applied: %w", topic, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // atLeast reports whether the integer setting have is >= want.
