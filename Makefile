@@ -49,7 +49,7 @@ test: lint up tools
 	$(GO) test -count=1 -timeout 20m ./... && \
 	$(MAKE) fault
 
-# Screenshots of the console's key screens (login, campaign page, progress, report) into docs/screenshots,
+# Screenshots of the console's key screens (login, campaign page, progress, report, rehearsal) into docs/screenshots,
 # taken by the browser test (TestBrowser) in headless Chromium against the real stack.
 .PHONY: screenshots
 screenshots: up tools

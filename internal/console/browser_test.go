@@ -266,7 +266,7 @@ func TestBrowser(t *testing.T) {
 		stages.Plan(t, ctx, cfg, d.ID, "dana")
 	}
 	stages.Start(t, cfg, g)
-	ts, svc, tokens := serve(t, cfg, cl, g, [][2]string{{"alice", "launcher"}, {"bob", "launcher"}, {"vera", "viewer"}})
+	ts, svc, tokens := serve(t, cfg, cl, g, [][2]string{{"alice", "launcher"}, {"bob", "launcher"}, {"oscar", "operator"}, {"vera", "viewer"}})
 	e := &browserEnv{base: ts.URL, svc: svc, g: g, tokens: tokens, ctx: ctx}
 
 	// (a) alice, a launcher, from planned to the report.
@@ -344,9 +344,12 @@ func TestBrowser(t *testing.T) {
 			st.DistinctTokens, st.DuplicateDeliveries, len(def.ProofAudience), total)
 	}
 
-	// (c) alice and bob press GO on the other campaign at the same time.
+	// (c) an operator's Rehearse on the other (planned) campaign defines
+	// and plans its rehearsal; a viewer has no form and is refused.
+	t.Run("rehearse", func(t *testing.T) { e.rehearse(t, race.ID) })
+	// (d) alice and bob press GO on the other campaign at the same time.
 	t.Run("two presses", func(t *testing.T) { e.race(t, race.ID) })
-	// (d) a bad CSRF token and no credentials are refused.
+	// (e) a bad CSRF token and no credentials are refused.
 	t.Run("refused", func(t *testing.T) { e.refused(t, race.ID) })
 }
 
@@ -384,6 +387,67 @@ func (e *browserEnv) viewer(t *testing.T, id string) {
 	}
 	if _, fired, err := e.g.FireOf(e.ctx, id); err != nil || fired {
 		t.Fatalf("after the viewer's presses: fired=%v (%v)", fired, err)
+	}
+}
+
+// rehearse: oscar, an operator, presses Rehearse on the planned launch id
+// and lands on launch.rehearsal-1's page: a silent rehearsal of id, planned
+// by the planner service, its GO armed by its own id; the launch's page
+// lists it. vera, a viewer, sees no form and her post is refused.
+func (e *browserEnv) rehearse(t *testing.T, id string) {
+	rid := campaign.RehearsalID(id, 1)
+	vera := chrome(t, e.base, "vera")
+	vera.login(e.tokens["vera"])
+	vera.open(id)
+	if eval[bool](vera, `!!document.getElementById("rehearse-form")`) {
+		t.Fatalf("a viewer is shown the Rehearse form:\n%s", vera.text())
+	}
+	csrf := eval[string](vera, `document.querySelector("#fire-form input[name=csrf]").value`)
+	if code := vera.post("/console/c/"+id+"/rehearse", map[string]string{"csrf": csrf, "sample": "1", "rate": "0"}, true); code != http.StatusForbidden {
+		t.Fatalf("the console answered the viewer's Rehearse with %d, want 403", code)
+	}
+	if _, err := e.svc.Definition(e.ctx, rid); err == nil {
+		t.Fatalf("a viewer's post defined %s", rid)
+	}
+
+	oscar := chrome(t, e.base, "oscar")
+	oscar.login(e.tokens["oscar"])
+	oscar.open(id)
+	oscar.do("fill in the sample", chromedp.SetValue(chromedp.ID("sample"), "0.5"))
+	oscar.do("press Rehearse", chromedp.Click(chromedp.ID("rehearse")))
+	oscar.flash("the rehearsal's page", "rehearsal "+rid+" of "+id+" defined by oscar")
+	if got := eval[string](oscar, `document.querySelector("#campaign").dataset.id`); got != rid {
+		t.Fatalf("after Rehearse the page shows %q, want %s", got, rid)
+	}
+	if txt := eval[string](oscar, `document.getElementById("rehearsal-of").textContent`); !strings.Contains(txt, "rehearsal of "+id) ||
+		!strings.Contains(txt, "silent") || !strings.Contains(txt, "0.5") {
+		t.Fatalf("the rehearsal's page does not say what it is: %q", txt)
+	}
+	if eval[bool](oscar, `!!document.getElementById("rehearse-form")`) {
+		t.Fatal("a rehearsal's page offers to rehearse it")
+	}
+	if lbl := eval[string](oscar, `document.querySelector("label[for=confirm]").textContent`); !strings.Contains(lbl, rid) {
+		t.Fatalf("GO's confirmation is not the rehearsal's id: %q", lbl)
+	}
+	// The planner service plans it (the "planned" gate turns green live).
+	oscar.until("the rehearsal planned by the planner service", 2*time.Minute,
+		`[...document.querySelectorAll("#gates li.ok")].some(li => li.textContent.includes("planned: generation"))`)
+	oscar.shot("rehearsal", "")
+	st, err := e.svc.Status(e.ctx, rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Plan == nil || st.Plan.Tokens == 0 || st.Planning == nil || st.Planning.State != "planned" || st.Planning.RequestedBy != "oscar" ||
+		st.Definition.PushType != campaign.PushTypeBackground {
+		t.Fatalf("rehearsal status: plan %+v planning %+v push type %s", st.Plan, st.Planning, st.Definition.PushType)
+	}
+	// The launch's page lists it; the launch itself is untouched.
+	oscar.open(id)
+	if txt := eval[string](oscar, `document.getElementById("rehearsal-list")?.textContent || ""`); !strings.Contains(txt, rid) {
+		t.Fatalf("the launch's page does not list %s:\n%s", rid, oscar.text())
+	}
+	if _, fired, err := e.g.FireOf(e.ctx, id); err != nil || fired {
+		t.Fatalf("the launch after its rehearsal was defined: fired=%v (%v)", fired, err)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -92,6 +94,7 @@ func (c *Console) Register(api *control.Server) {
 	for _, a := range []string{control.ActionPrepare, control.ActionProof, control.ActionFire, control.ActionAbort} {
 		api.Handle("POST /console/c/{id}/"+a, c.secure(c.authed(c.act(a))))
 	}
+	api.Handle("POST /console/c/{id}/rehearse", c.secure(c.authed(c.rehearse)))
 }
 
 // secure sets the headers every console answer carries.
@@ -259,8 +262,15 @@ type page struct {
 	Platforms []push.Platform
 	// MayFire: the viewer's role and the launchers list allow a press.
 	MayFire, MayOperate bool
-	Flash, Error        string
+	// MayRehearse: a planned launch (not a rehearsal) and an operator.
+	MayRehearse bool
+	// Rehearsals are the launch's latest rehearsals (none on a rehearsal's page).
+	Rehearsals   []control.RehearsalSummary
+	Flash, Error string
 }
+
+// shownRehearsals is how many of a launch's rehearsals its page lists.
+const shownRehearsals = 5
 
 func (c *Console) campaignPage(ctx context.Context, s *session, id string) (*page, error) {
 	def, err := c.svc.Definition(ctx, id)
@@ -280,6 +290,13 @@ func (c *Console) campaignPage(ctx context.Context, s *session, id string) (*pag
 		}
 		if st.Plan.AndroidTokens > 0 {
 			p.Platforms = append(p.Platforms, push.Android)
+		}
+	}
+	if def.Rehearsal == nil {
+		p.MayRehearse = p.MayOperate && control.Allow(s.who, control.ActionDefine) == nil &&
+			control.Allow(s.who, control.ActionPlan) == nil && st.Plan != nil
+		if p.Rehearsals, err = c.svc.Rehearsals(ctx, id, shownRehearsals); err != nil {
+			c.log.Warn("console: rehearsals", "campaign", id, "err", err)
 		}
 	}
 	if st.LastProof != nil {
@@ -349,6 +366,49 @@ func (c *Console) act(action string) func(w http.ResponseWriter, r *http.Request
 		}
 		c.actResult(w, r, s, code, msg, err)
 	}
+}
+
+// rehearse defines the launch's next rehearsal from the form's sample and
+// rate and requests its plan from the planner service (control.Service.Rehearse,
+// as the API does), then shows the rehearsal's page. Defining and planning
+// are operator actions.
+func (c *Console) rehearse(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	for _, a := range []string{control.ActionDefine, control.ActionPlan} {
+		if err := control.Allow(s.who, a); err != nil {
+			c.log.Warn("console: forbidden", "who", s.who.Name, "action", "rehearse", "campaign", id)
+			c.actResult(w, r, s, http.StatusForbidden, "", err)
+			return
+		}
+	}
+	sample, rate := 1.0, 0
+	var err error
+	if v := strings.TrimSpace(r.PostForm.Get("sample")); v != "" {
+		if sample, err = strconv.ParseFloat(v, 64); err != nil {
+			c.actResult(w, r, s, http.StatusBadRequest, "", fmt.Errorf("sample: %q is not a number in (0, 1]", v))
+			return
+		}
+	}
+	if v := strings.TrimSpace(r.PostForm.Get("rate")); v != "" {
+		if rate, err = strconv.Atoi(v); err != nil {
+			c.actResult(w, r, s, http.StatusBadRequest, "", fmt.Errorf("rate: %q is not a whole number >= 0", v))
+			return
+		}
+	}
+	def, err := c.svc.Rehearse(r.Context(), id, sample, rate, s.who.Name)
+	if def == nil {
+		code := http.StatusConflict
+		if errors.Is(err, control.ErrBadRequest) {
+			code = http.StatusBadRequest
+		}
+		c.actResult(w, r, s, code, "", err)
+		return
+	}
+	msg := fmt.Sprintf("rehearsal %s of %s defined by %s; plan requested from the planner service", def.ID, id, s.who.Name)
+	if err != nil {
+		msg = fmt.Sprintf("rehearsal %s of %s defined by %s, but %v", def.ID, id, s.who.Name, err)
+	}
+	http.Redirect(w, r, "/console/c/"+url.PathEscape(def.ID)+"?flash="+url.QueryEscape(msg), http.StatusSeeOther)
 }
 
 func (c *Console) actResult(w http.ResponseWriter, r *http.Request, s *session, code int, msg string, err error) {
@@ -479,6 +539,9 @@ func gates(st *control.CampaignStatus) []gate {
 	}
 	rd := st.Readiness
 	g := []gate{{Name: "planned", OK: st.Plan != nil, Reason: "not planned (owlctl plan)"}}
+	if st.Planning != nil {
+		g[0].Reason = "not planned: " + st.Planning.Text()
+	}
 	if st.Plan != nil {
 		g[0].Reason = fmt.Sprintf("generation %d: %d tokens in %d batches", st.Plan.Generation, st.Plan.Tokens, st.Plan.Batches)
 		fanoutOK := len(rd.Fanout) > 0 && rd.ManifestMatch && len(rd.MissingPartitions) == 0 &&

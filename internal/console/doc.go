@@ -7,7 +7,9 @@
 // Pages: /console/ (campaigns and their states), /console/c/{id} (the
 // definition, a phone-like preview per locale, the plan, the readiness
 // checklist, the last proof with each device's outcome, the GO button,
-// progress, abort, the audit log), /console/c/{id}/events (the status
+// progress, abort, the audit log; on a launch, the Rehearse form and its
+// rehearsals; on a rehearsal, what it rehearses), POST /console/c/{id}/rehearse
+// (control.Service.Rehearse, then the rehearsal's page), /console/c/{id}/events (the status
 // as an SSE stream, once a second), /console/c/{id}/chart.svg (the live
 // curve, drawn by report.LiveSnapshot) and /console/c/{id}/report (the
 // final report as `owlctl report` prints it, with report.svg and

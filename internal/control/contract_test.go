@@ -81,7 +81,8 @@ func TestAPIContract(t *testing.T) {
 		}
 	}
 	run("vera")
-	for _, typ := range []string{wire.ControlPrepare, wire.ControlProof, wire.ControlFire, wire.ControlAbort, wire.ControlRefused} {
+	for _, typ := range []string{wire.ControlDefine, wire.ControlPlan, wire.ControlPrepare, wire.ControlProof, wire.ControlFire,
+		wire.ControlAbort, wire.ControlRefused} {
 		if cs := f.controls(t, typ); len(cs) != 0 {
 			t.Fatalf("a viewer's requests wrote %s records: %+v", typ, cs)
 		}

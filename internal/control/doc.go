@@ -45,6 +45,7 @@
 //	GET  /v1/campaigns/{id}/proofs/{proof}?wait=30s       viewer     200 ProofReport
 //	POST /v1/campaigns/{id}/fire      {"force": false}    launcher   200 won | 409 already fired (with the winner)
 //	POST /v1/campaigns/{id}/abort     {}                  operator   200
+//	POST /v1/campaigns/{id}/rehearsals {"sample": 1, "rate": 0} operator 202 {"campaign": "{id}.rehearsal-N", "next": ...}
 //	GET  /v1/campaigns/{id}/status                        viewer     200 CampaignStatus
 //	GET  /v1/campaigns                                    viewer     200 list
 //	GET  /v1/whoami                                       viewer     200 Identity
@@ -60,5 +61,11 @@
 // 401 unauthorized, 403 forbidden | not_a_launcher, 429 rate_limited (wrong
 // tokens per client address), 400 bad_request, 404 unknown_campaign | unknown_proof,
 // 412 not_planned | not_ready (with "reasons"), 409 already_fired (with
-// "fire") | aborted, 503 guard_unavailable.
+// "fire") | aborted | is_rehearsal, 503 guard_unavailable.
+//
+// A rehearsal (DefineRehearsal, Rehearse) is defined here for owlctl, the
+// API and the console alike; the API and the console then ask the planner
+// service for its plan (RequestPlan: a plan record on the control topic)
+// rather than planning in process. Defining and planning are operator
+// actions; the rehearsal's fire is a launcher's, through Fire.
 package control

@@ -25,6 +25,7 @@ func TestOpenAPIRoles(t *testing.T) {
 		"POST /v1/campaigns/{id}/prepare": control.ActionPrepare, "POST /v1/campaigns/{id}/proof": control.ActionProof,
 		"GET /v1/campaigns/{id}/proofs/{proof}": control.ActionRead, "POST /v1/campaigns/{id}/fire": control.ActionFire,
 		"POST /v1/campaigns/{id}/abort": control.ActionAbort, "GET /v1/whoami": control.ActionRead,
+		"POST /v1/campaigns/{id}/rehearsals": control.ActionDefine,
 	}
 	seen := 0
 	for path, ops := range doc.Paths {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"regexp"
@@ -104,6 +105,7 @@ func NewServer(svc *Service, auth identity.Authenticator, limit *identity.Limite
 	s.route("GET /v1/campaigns/{id}/proofs/{proof}", ActionRead, s.proofReport)
 	s.route("POST /v1/campaigns/{id}/fire", ActionFire, s.fire)
 	s.route("POST /v1/campaigns/{id}/abort", ActionAbort, s.abort)
+	s.route("POST /v1/campaigns/{id}/rehearsals", ActionDefine, s.rehearse)
 	s.route("GET /v1/campaigns/{id}/status", ActionRead, s.status)
 	s.route("GET /v1/campaigns", ActionRead, s.list)
 	s.route("GET /v1/whoami", ActionRead, s.whoami)
@@ -245,6 +247,7 @@ const (
 	CodeNotPlanned       = "not_planned"
 	CodeNotReady         = "not_ready"
 	CodeAborted          = "aborted"
+	CodeIsRehearsal      = "is_rehearsal"
 	CodeAlreadyFired     = "already_fired"
 	CodeGuardUnavailable = "guard_unavailable"
 	CodeInternal         = "internal"
@@ -275,6 +278,8 @@ func errorBody(err error) (int, apiError) {
 		return http.StatusPreconditionFailed, withCode(e, CodeNotReady)
 	case errors.Is(err, ErrAborted):
 		return http.StatusConflict, withCode(e, CodeAborted)
+	case errors.Is(err, ErrIsRehearsal):
+		return http.StatusConflict, withCode(e, CodeIsRehearsal)
 	case errors.Is(err, ErrGuardUnavailable):
 		return http.StatusServiceUnavailable, withCode(e, CodeGuardUnavailable)
 	}
@@ -300,23 +305,33 @@ type request struct {
 
 func readRequest(r *http.Request) (request, error) {
 	var req request
+	err := readBody(r, &req)
+	return req, err
+}
+
+// readBody decodes r's body, a JSON object with no unknown fields, into v;
+// an empty body leaves v as it is.
+func readBody(r *http.Request, v any) error {
 	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err != nil {
-		return req, fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+		return fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
 	}
 	body := strings.TrimSpace(string(b))
 	if body == "" {
-		return req, nil
+		return nil
 	}
 	if body[0] != '{' {
-		return req, fmt.Errorf("%w: body must be a JSON object", ErrBadRequest)
+		return fmt.Errorf("%w: body must be a JSON object", ErrBadRequest)
 	}
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, fmt.Errorf("%w: body: %v", ErrBadRequest, err)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %v", ErrBadRequest, err)
 	}
-	return req, nil
+	if dec.More() {
+		return fmt.Errorf("%w: body: more than one JSON value", ErrBadRequest)
+	}
+	return nil
 }
 
 func (s *Server) prepare(w http.ResponseWriter, r *http.Request, who identity.Identity) error {
@@ -389,6 +404,67 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request, who identity.Iden
 		return err
 	}
 	writeJSON(w, http.StatusOK, abortReply(id, rec))
+	return nil
+}
+
+// rehearsalRequest is the body of POST /v1/campaigns/{id}/rehearsals; it
+// may be empty (the whole audience, no cap of its own).
+type rehearsalRequest struct {
+	Sample *float64 `json:"sample"`
+	// Rate is a whole number; a float so that 1e3 reads as JSON Schema
+	// reads it.
+	Rate *float64 `json:"rate"`
+}
+
+// RehearsalAccepted is the API's answer to a rehearsal: defined, its plan
+// requested from the planner service.
+type RehearsalAccepted struct {
+	Campaign string   `json:"campaign"`
+	Of       string   `json:"of"`
+	Sample   float64  `json:"sample"`
+	Rate     int      `json:"rate"`
+	Status   string   `json:"status"`
+	Next     []string `json:"next"`
+	Message  string   `json:"message"`
+}
+
+// rehearse defines the launch's next rehearsal and requests its plan:
+// operator actions (define and plan). Firing the rehearsal later is the
+// fire route's, for a launcher the launch allows.
+func (s *Server) rehearse(w http.ResponseWriter, r *http.Request, who identity.Identity) error {
+	if err := Allow(who, ActionPlan); err != nil {
+		return err
+	}
+	req := rehearsalRequest{}
+	if err := readBody(r, &req); err != nil {
+		return err
+	}
+	sample, rate := 1.0, 0
+	if req.Sample != nil {
+		sample = *req.Sample
+	}
+	if v := req.Rate; v != nil {
+		if *v != math.Trunc(*v) || *v < 0 || *v > MaxRehearsalRate {
+			return fmt.Errorf("%w: rate must be a whole number in [0, %d] (0 = no cap of its own), got %v", ErrBadRequest, MaxRehearsalRate, *v)
+		}
+		rate = int(*v)
+	}
+	launch := r.PathValue("id")
+	def, err := s.svc.Rehearse(r.Context(), launch, sample, rate, who.Name)
+	if err != nil {
+		return err
+	}
+	id, base := def.ID, "/v1/campaigns/"+def.ID
+	writeJSON(w, http.StatusAccepted, RehearsalAccepted{Campaign: id, Of: launch, Sample: sample, Rate: rate, Status: base + "/status",
+		Next: []string{
+			"GET " + base + "/status until state is planned (planning shows the planner's progress)",
+			"POST " + base + "/prepare, then GET status until ready_to_fire",
+			"POST " + base + "/proof",
+			"POST " + base + "/fire (a launcher the launch " + launch + " allows)",
+			"owlctl report " + id + ": the verdict against the launch's goal",
+		},
+		Message: fmt.Sprintf("rehearsal %s of %s defined (silent push, sample %.4g, rate cap %s); plan requested from the planner service",
+			id, launch, sample, RateText(rate))})
 	return nil
 }
 

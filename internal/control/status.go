@@ -28,18 +28,21 @@ const (
 // planned, who prepared, fired or aborted it and when, whether it is ready to
 // fire and why not, and the progress of the fire.
 type CampaignStatus struct {
-	Campaign   string      `json:"campaign"`
-	At         time.Time   `json:"at"`
-	State      string      `json:"state"`
-	History    []Step      `json:"history"`
-	Definition Definition  `json:"definition"`
-	Plan       *PlanInfo   `json:"plan,omitempty"`
-	Readiness  Readiness   `json:"readiness"`
-	Fire       *FireInfo   `json:"fire,omitempty"`
-	Abort      *AbortInfo  `json:"abort,omitempty"`
-	Progress   *Progress   `json:"progress,omitempty"`
-	LastProof  *ProofInfo  `json:"last_proof,omitempty"`
-	Audit      []AuditLine `json:"audit,omitempty"`
+	Campaign   string     `json:"campaign"`
+	At         time.Time  `json:"at"`
+	State      string     `json:"state"`
+	History    []Step     `json:"history"`
+	Definition Definition `json:"definition"`
+	Plan       *PlanInfo  `json:"plan,omitempty"`
+	Readiness  Readiness  `json:"readiness"`
+	Fire       *FireInfo  `json:"fire,omitempty"`
+	Abort      *AbortInfo `json:"abort,omitempty"`
+	Progress   *Progress  `json:"progress,omitempty"`
+	LastProof  *ProofInfo `json:"last_proof,omitempty"`
+	// Planning is the planner service's latest word on the campaign's plan
+	// request (nil when nothing was requested of it).
+	Planning *Planning   `json:"planning,omitempty"`
+	Audit    []AuditLine `json:"audit,omitempty"`
 	// ReadyToFire is true when a press of GO would fire without --force.
 	ReadyToFire bool     `json:"ready_to_fire"`
 	Reasons     []string `json:"reasons,omitempty"`
@@ -64,6 +67,63 @@ type Definition struct {
 	PushType      string   `json:"push_type"`
 	ProofDevices  int      `json:"proof_devices"`
 	AudienceTopic string   `json:"audience_topic"`
+	// Rehearsal is set for a dress rehearsal: the launch it rehearses.
+	Rehearsal *RehearsalOf `json:"rehearsal,omitempty"`
+}
+
+// RehearsalOf is what a rehearsal rehearses and at what size.
+type RehearsalOf struct {
+	Of     string  `json:"of"`
+	Sample float64 `json:"sample"`
+	Rate   int     `json:"rate,omitempty"`
+}
+
+// Planning is the latest plan request of a campaign and what the planner
+// service said about it since.
+type Planning struct {
+	RequestedBy string    `json:"requested_by"`
+	RequestedAt time.Time `json:"requested_at"`
+	// State is "requested" (no planner answered yet), or the planner's
+	// "planning", "planned" or "error".
+	State    string    `json:"state"`
+	Instance string    `json:"instance,omitempty"`
+	At       time.Time `json:"at,omitzero"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Text says it in one line.
+func (p *Planning) Text() string {
+	switch p.State {
+	case "requested":
+		return fmt.Sprintf("plan requested by %s at %s; waiting for the planner service", p.RequestedBy, p.RequestedAt.UTC().Format(time.RFC3339))
+	case string(wire.StateError):
+		return fmt.Sprintf("planner %s failed: %s", p.Instance, p.Error)
+	}
+	return fmt.Sprintf("planner %s: %s (since %s)", p.Instance, p.State, p.At.UTC().Format(time.RFC3339))
+}
+
+// planning returns the latest plan request in audit and the newest planner
+// report on id not older than it (or the plan m, when it answered the
+// request without a report), or nil without a request.
+func planning(audit []wire.Control, st map[string]wire.Status, m *wire.Manifest, id string) *Planning {
+	var p *Planning
+	for _, c := range audit {
+		if c.Type == wire.ControlPlan {
+			p = &Planning{RequestedBy: c.By, RequestedAt: c.At, State: "requested"}
+		}
+	}
+	if p == nil {
+		return nil
+	}
+	for _, s := range st {
+		if s.Role == wire.RolePlanner && s.Campaign == id && !s.At.Before(p.RequestedAt) && s.At.After(p.At) {
+			p.State, p.Instance, p.At, p.Error = string(s.State), s.Instance, s.At, s.Error
+		}
+	}
+	if p.State == "requested" && m != nil && !m.PlannedAt.Before(p.RequestedAt) {
+		p.State, p.Instance, p.At = string(wire.StatePlanned), m.PlannedBy, m.PlannedAt
+	}
+	return p
 }
 
 // PlanInfo summarises the plan manifest.
@@ -205,6 +265,9 @@ func definition(def *campaign.Campaign) Definition {
 		d.Locales = append(d.Locales, l)
 	}
 	sort.Strings(d.Locales)
+	if r := def.Rehearsal; r != nil {
+		d.Rehearsal = &RehearsalOf{Of: r.Of, Sample: r.Sample, Rate: def.RateLimit}
+	}
 	return d
 }
 
@@ -353,8 +416,17 @@ func (s *Service) Status(ctx context.Context, id string) (*CampaignStatus, error
 		cs.Audit = cs.Audit[len(cs.Audit)-maxAudit:]
 	}
 
+	st, stErr := s.statuses(ctx)
+	if stErr != nil {
+		fail("readiness reports", stErr)
+	}
+	cs.Planning = planning(audit, st, m, id)
 	if m == nil {
-		reasons = append(reasons, "not planned (run owlctl plan)")
+		why := "not planned (run owlctl plan)"
+		if p := cs.Planning; p != nil {
+			why = "not planned: " + p.Text()
+		}
+		reasons = append(reasons, why)
 	} else {
 		cs.Plan = planInfo(m)
 		cs.State = StatePlanned
@@ -369,9 +441,7 @@ func (s *Service) Status(ctx context.Context, id string) (*CampaignStatus, error
 				break
 			}
 		}
-		st, err := s.statuses(ctx)
-		if err != nil {
-			fail("readiness reports", err)
+		if stErr != nil {
 			reasons = append(reasons, "readiness unknown (status topic unreadable)")
 		} else {
 			var rs []string

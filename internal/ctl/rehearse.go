@@ -2,18 +2,13 @@ package ctl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/owlpost/owlpost/internal/campaign"
-	"github.com/owlpost/owlpost/internal/catalog"
-	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/kafka"
-	"github.com/owlpost/owlpost/internal/wire"
 )
 
 // rehearseCommand is the dress rehearsal: it derives ID.rehearsal-N from the
@@ -66,10 +61,17 @@ func rehearseCommand() Command {
 			if asJSON { // stdout is the JSON report only; the steps go to stderr
 				env = &Env{Out: env.Err, Err: env.Err, In: env.In, Log: env.Log}
 			}
-			def, err := defineRehearsal(ctx, env, cfg, launch, sample, rate, by)
+			svc, closeFn, err := controlService(cfg, env, nil)
 			if err != nil {
 				return err
 			}
+			defer closeFn()
+			def, lm, err := svc.DefineRehearsal(ctx, launch, sample, rate, by)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Out, "defined %s: rehearsal of %s (plan generation %d), background push, sample %.4g, rate cap %s\n",
+				def.ID, launch, lm.Generation, sample, control.RateText(rate))
 			id := def.ID
 			m, err := planInProcess(ctx, env, cfg, id, by)
 			if err != nil {
@@ -85,11 +87,6 @@ func rehearseCommand() Command {
 				return nil
 			}
 
-			svc, closeFn, err := controlService(cfg, env, nil)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
 			if err := svc.Prepare(ctx, id, by); err != nil {
 				return err
 			}
@@ -132,67 +129,4 @@ func rehearseCommand() Command {
 			return r.WriteText(report.Out)
 		},
 	}
-}
-
-// defineRehearsal creates the next free LAUNCH.rehearsal-N from the planned
-// launch, with the launch plan's audience snapshot.
-func defineRehearsal(ctx context.Context, env *Env, cfg *config.Config, launch string, sample float64, rate int, by string) (*campaign.Campaign, error) {
-	cl, err := kafka.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	cat, err := catalog.New(cfg, cl)
-	if err != nil {
-		return nil, err
-	}
-	ldef, err := cat.Campaign(ctx, launch)
-	if err != nil {
-		return nil, err
-	}
-	lm, err := cat.Manifest(ctx, launch)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, fmt.Errorf("launch %s is not planned: plan it first (owlctl plan %s); a rehearsal sends to the launch's planned audience snapshot", launch, launch)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(lm.AudienceEnds) == 0 {
-		return nil, fmt.Errorf("the plan of %s does not record its audience snapshot (planned by an older planner): re-plan it, then rehearse", launch)
-	}
-	defs, err := cat.Campaigns(ctx)
-	if err != nil {
-		return nil, err
-	}
-	n := 1
-	for _, d := range defs {
-		n = max(n, campaign.RehearsalNumber(launch, d.ID)+1)
-	}
-	for ; ; n++ {
-		def, err := ldef.Rehearse(campaign.RehearsalID(launch, n), sample, rate, lm.AudienceEnds)
-		if err != nil {
-			return nil, fmt.Errorf("derive the rehearsal of %s: %w", launch, err)
-		}
-		err = cat.CreateCampaign(ctx, def)
-		if errors.Is(err, catalog.ErrExists) || errors.Is(err, catalog.ErrConflict) {
-			continue // another operator took this number meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		note := fmt.Sprintf("created: rehearsal of %s, sample %.4g, rate cap %s", launch, sample, rateText(rate))
-		if err := audit(ctx, cl, cfg, &wire.Control{Type: wire.ControlDefine, Campaign: def.ID, By: by, Note: note}); err != nil {
-			return nil, fmt.Errorf("campaign %s created, but not recorded in the audit log: %w", def.ID, err)
-		}
-		fmt.Fprintf(env.Out, "defined %s: rehearsal of %s (plan generation %d), background push, sample %.4g, rate cap %s\n",
-			def.ID, launch, lm.Generation, sample, rateText(rate))
-		return def, nil
-	}
-}
-
-func rateText(rate int) string {
-	if rate == 0 {
-		return "none of its own"
-	}
-	return fmt.Sprintf("%d/s per platform", rate)
 }

@@ -1,6 +1,7 @@
 // Package stages runs owlpost's real stages in-process for integration
-// tests: an audience on its own topic planned by the real planner, and a
-// fanout instance with an iOS and an Android sender until the test ends. The
+// tests: an audience on its own topic planned by the real planner, and the
+// planner service, a fanout instance with an iOS and an Android sender until
+// the test ends. The
 // push simulator (testenv.PushSim) is the only stand-in behind them. It is
 // imported by tests only (the control API's and the console's).
 package stages
@@ -76,9 +77,9 @@ func (w logWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// Start runs a fanout instance and both senders (cfg's APNs and FCM settings,
-// usually testenv.PushSim's) until the test ends; warnings go to the test
-// log, and a stage whose Run fails fails the test.
+// Start runs the planner service, a fanout instance and both senders (cfg's
+// APNs and FCM settings, usually testenv.PushSim's) until the test ends;
+// warnings go to the test log, and a stage whose Run fails fails the test.
 func Start(t testing.TB, cfg *config.Config, g *guard.Guard) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -94,6 +95,13 @@ func Start(t testing.TB, cfg *config.Config, g *guard.Guard) {
 			_ = closeFn()
 		}()
 	}
+	pcfg := *cfg
+	pcfg.InstanceID = "planner-e2e"
+	pl, err := planner.New(&pcfg, planner.Deps{Log: log, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("planner", pl.Run, pl.Close)
 	fcfg := *cfg
 	fcfg.InstanceID = "fanout-e2e"
 	fo, err := fanout.New(&fcfg, fanout.Deps{Log: log, Registry: prometheus.NewRegistry(), Guard: g})
