@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -419,6 +420,11 @@ func (c *conn) writeLoop() {
 			c.nc.Close()
 			return
 		}
+		// Let the callers that are runnable queue their requests first:
+		// woken by the first of a burst, the writer would otherwise send
+		// one or two requests per TLS record and write syscall (1.5 on
+		// average in a 500-token batch, against about 50 with the yield).
+		runtime.Gosched()
 		if err := c.flush(false); err != nil {
 			// The frames the server sent before it stopped reading (a
 			// GOAWAY above all, which says what it did not process) may
