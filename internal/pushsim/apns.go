@@ -148,14 +148,17 @@ func (s *Server) handleAPNs(w http.ResponseWriter, r *http.Request, arrival time
 	if reason, fs := s.randomFault(true, time.Now()); reason != "" {
 		return fail(reason, apnsRetryAfter(reason, fs.retryAfter))
 	}
-	if pushType == "background" && !s.allowBackground() {
-		return fail("TooManyRequests", retryAfterSeconds(max(fs.retryAfter, time.Second)))
+	tokenHash := s.rec.hashString(token)
+	if pushType == "background" {
+		if ok, wait := s.allowBackground(tokenHash, arrival); !ok {
+			return fail("TooManyRequests", retryAfterSeconds(wait))
+		}
 	}
 	if !s.allow() {
 		return fail("TooManyRequests", retryAfterSeconds(max(fs.retryAfter, time.Second)))
 	}
 
-	s.rec.accept(campaign, s.rec.hashString(token), s.rec.hashBytes(body), arrival, platformIOS,
+	s.rec.accept(campaign, tokenHash, s.rec.hashBytes(body), arrival, platformIOS,
 		apnsKind(pushType, r.Header.Get("apns-priority")))
 	s.met.accepted.WithLabelValues("apns").Inc()
 	w.Header().Set("apns-id", respID)

@@ -5,53 +5,167 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-
-	"golang.org/x/time/rate"
+	"sync"
+	"time"
 )
 
 // Budget is Apple's throttling of background notifications, which the
-// simulator models: APNs accepts background (content-available) pushes only
-// at a limited rate and answers the rest 429 TooManyRequests. Alerts are not
-// affected. FCM has no separate budget for data-only messages: they count
-// against the project's quota like any message (Config.RateCap).
+// simulator models per device token, as Apple does: each token has a small
+// bucket of APNsBackgroundBurst background (content-available) pushes that
+// refills at APNsBackgroundPerHour; a push to a token whose bucket is empty
+// is answered 429 TooManyRequests ("too many requests for the same device
+// token") with Retry-After until the bucket has room again. Other tokens
+// and alerts are not affected. FCM has no separate budget for data-only
+// messages: they count against the project's quota like any message
+// (Config.RateCap). The zero Budget is off; cmd/pushsim turns it on with
+// DefaultBudget.
 type Budget struct {
-	// APNsBackgroundPerSec is how many apns-push-type background
-	// notifications per second APNs accepts over all devices (0 = no limit).
-	APNsBackgroundPerSec int `json:"apns_background_per_sec"`
+	// APNsBackgroundPerHour is how many background pushes per hour one
+	// device token gets (0 = no budget).
+	APNsBackgroundPerHour int `json:"apns_background_per_hour"`
+	// APNsBackgroundBurst is how many of them one token may get at once
+	// (its bucket's size; 0 = APNsBackgroundPerHour).
+	APNsBackgroundBurst int `json:"apns_background_burst,omitempty"`
+	// Devices bounds the tokens tracked at once (0 = DefaultBudgetDevices).
+	// A token whose bucket has refilled needs no entry; when the table is
+	// full anyway, the simulator forgets some tokens' spent budget (they
+	// get a full bucket again, the lenient side).
+	Devices int `json:"devices,omitempty"`
 }
+
+// DefaultBudget is cmd/pushsim's budget: three background pushes per device
+// per hour, all three at once if need be (Apple advises not sending more
+// than two or three an hour). A rehearsal sends each token one, so it never
+// meets the budget; a third rehearsal (or proof) to the same device within
+// the hour does, and the fourth is refused.
+var DefaultBudget = Budget{APNsBackgroundPerHour: 3, APNsBackgroundBurst: 3}
+
+// DefaultBudgetDevices is how many device tokens the budget tracks at most
+// by default: 2^20 tokens, about 80 MB when full.
+const DefaultBudgetDevices = 1 << 20
+
+// budgetShards spreads the device table over locks.
+const budgetShards = 64
 
 // budgetState is the compiled Budget, swapped atomically.
 type budgetState struct {
-	b          Budget
-	background *rate.Limiter // nil = no limit
+	b      Budget
+	perSec float64 // refill rate of one token's bucket
+	burst  float64
+	perCap int // entries per shard at most
+	shards [budgetShards]budgetShard
+}
+
+type budgetShard struct {
+	mu sync.Mutex
+	m  map[uint64]deviceBucket
+}
+
+// deviceBucket is one token's bucket: tokens left at time at (unix ns).
+type deviceBucket struct {
+	tokens float64
+	at     int64
 }
 
 func newBudgetState(b Budget) *budgetState {
 	st := &budgetState{b: b}
-	if b.APNsBackgroundPerSec > 0 {
-		st.background = rate.NewLimiter(rate.Limit(b.APNsBackgroundPerSec), b.APNsBackgroundPerSec)
+	if b.APNsBackgroundPerHour == 0 {
+		return st
+	}
+	st.perSec = float64(b.APNsBackgroundPerHour) / 3600
+	st.burst = float64(b.APNsBackgroundBurst)
+	if b.APNsBackgroundBurst == 0 {
+		st.burst = float64(b.APNsBackgroundPerHour)
+	}
+	devices := b.Devices
+	if devices == 0 {
+		devices = DefaultBudgetDevices
+	}
+	st.perCap = max(1, devices/budgetShards)
+	for i := range st.shards {
+		st.shards[i].m = make(map[uint64]deviceBucket)
 	}
 	return st
 }
 
-// Validate refuses a negative rate.
+// Validate refuses negative figures.
 func (b Budget) Validate() error {
-	if b.APNsBackgroundPerSec < 0 {
-		return fmt.Errorf("pushsim: negative apns_background_per_sec %d", b.APNsBackgroundPerSec)
+	if b.APNsBackgroundPerHour < 0 || b.APNsBackgroundBurst < 0 || b.Devices < 0 {
+		return fmt.Errorf("pushsim: negative background budget %+v", b)
 	}
 	return nil
 }
 
-// SetBudget replaces the background budget (its bucket starts full).
+// SetBudget replaces the background budget; every token's bucket starts
+// full.
 func (s *Server) SetBudget(b Budget) { s.budget.Store(newBudgetState(b)) }
 
 // CurrentBudget returns the budget in force.
 func (s *Server) CurrentBudget() Budget { return s.budget.Load().b }
 
-// allowBackground applies the background budget; false means answer 429.
-func (s *Server) allowBackground() bool {
-	l := s.budget.Load().background
-	return l == nil || l.Allow()
+// allowBackground spends one of the token's background budget at now;
+// false (with how long until the token has one again) means answer 429.
+func (s *Server) allowBackground(token uint64, now time.Time) (bool, time.Duration) {
+	return s.budget.Load().take(token, now.UnixNano())
+}
+
+func (st *budgetState) take(token uint64, now int64) (bool, time.Duration) {
+	if st.perSec == 0 {
+		return true, 0
+	}
+	sh := &st.shards[token%budgetShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b, ok := sh.m[token]
+	if !ok {
+		b = deviceBucket{tokens: st.burst, at: now}
+	}
+	b.tokens = st.level(b, now)
+	b.at = max(b.at, now)
+	if b.tokens < 1 {
+		sh.m[token] = b
+		return false, time.Duration((1 - b.tokens) / st.perSec * float64(time.Second))
+	}
+	b.tokens--
+	if !ok && len(sh.m) >= st.perCap {
+		st.shrink(sh, now)
+	}
+	sh.m[token] = b
+	return true, 0
+}
+
+// level is b's tokens at now, refilled since b.at.
+func (st *budgetState) level(b deviceBucket, now int64) float64 {
+	return min(st.burst, b.tokens+float64(max(0, now-b.at))/1e9*st.perSec)
+}
+
+// shrink makes room in a full shard: it drops the tokens whose bucket has
+// refilled (as good as untracked), then, if that was not a quarter of the
+// shard, arbitrary ones (map order) down to three quarters.
+func (st *budgetState) shrink(sh *budgetShard, now int64) {
+	for k, b := range sh.m {
+		if st.level(b, now) >= st.burst {
+			delete(sh.m, k)
+		}
+	}
+	for k := range sh.m {
+		if len(sh.m) <= st.perCap*3/4 {
+			break
+		}
+		delete(sh.m, k)
+	}
+}
+
+// tracked is how many tokens the budget holds an entry for.
+func (st *budgetState) tracked() int {
+	n := 0
+	for i := range st.shards {
+		sh := &st.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 func (s *Server) serveBudget(w http.ResponseWriter, r *http.Request) {

@@ -5,59 +5,78 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"firebase.google.com/go/v4/messaging"
 	"github.com/sideshow/apns2"
 )
 
-// TestBackgroundBudget: APNs background pushes over the budget are answered
-// 429 TooManyRequests, alerts are not limited by it, and the record tells
+// TestBackgroundBudget: APNs budgets background pushes per device token.
+// With one per hour, a second background push to the same device is
+// answered 429 TooManyRequests, while every other device still gets its
+// first and alerts to the throttled device go through; the record tells
 // silent pushes from shown ones on both platforms.
 func TestBackgroundBudget(t *testing.T) {
-	sim := startSim(t, func(c *Config) { c.Budget = Budget{APNsBackgroundPerSec: 3} })
+	sim := startSim(t, func(c *Config) { c.Budget = Budget{APNsBackgroundPerHour: 1, APNsBackgroundBurst: 1} })
 	c := sim.apnsClient(t, testKeyID, testTeamID)
-	var limited int
-	for i := range 30 {
-		n := &apns2.Notification{DeviceToken: apnsToken("b1", i), Topic: testTopic, CollapseID: "c-bg",
+	silent := func(token, campaign string) *apns2.Notification {
+		return &apns2.Notification{DeviceToken: token, Topic: testTopic, CollapseID: campaign,
 			Payload: []byte(`{"aps":{"content-available":1}}`), PushType: apns2.PushTypeBackground, Priority: apns2.PriorityLow}
+	}
+	push := func(n *apns2.Notification) *apns2.Response {
+		t.Helper()
 		res, err := c.Push(n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.StatusCode == 429 {
-			if res.Reason != apns2.ReasonTooManyRequests {
-				t.Fatalf("429 reason %q", res.Reason)
-			}
-			limited++
+		return res
+	}
+	// Each of 30 devices gets one background push: none is throttled.
+	for i := range 30 {
+		if res := push(silent(apnsToken("b1", i), "c-bg")); res.StatusCode != 200 {
+			t.Fatalf("first background push to device %d: %d %s", i, res.StatusCode, res.Reason)
 		}
 	}
-	if limited == 0 || limited == 30 {
-		t.Fatalf("30 background pushes against a budget of 3/s: %d limited", limited)
+	// A second one to device 0 is over its budget.
+	res := push(silent(apnsToken("b1", 0), "c-bg"))
+	if res.StatusCode != 429 || res.Reason != apns2.ReasonTooManyRequests {
+		t.Fatalf("second background push to the same device: %d %q, want 429 %s", res.StatusCode, res.Reason, apns2.ReasonTooManyRequests)
 	}
-	for i := range 30 {
-		res, err := c.Push(alert(apnsToken("b2", i), "c-bg"))
-		if err != nil || res.StatusCode != 200 {
-			t.Fatalf("alert %d: %v %+v", i, err, res)
+	// Apple's answer carries when to try again: about an hour for 1/h.
+	hdr := http.Header{"Authorization": {"bearer " + sim.bearerFor(t, testKeyID, testTeamID)}, "Apns-Topic": {testTopic},
+		"Apns-Push-Type": {"background"}, "Apns-Priority": {"5"}, "Apns-Collapse-Id": {"c-bg"}}
+	raw, body := sim.apnsRaw(t, http.MethodPost, "/3/device/"+apnsToken("b1", 0), hdr, []byte(`{"aps":{"content-available":1}}`))
+	if ra, _ := strconv.Atoi(raw.Header.Get("Retry-After")); raw.StatusCode != 429 || !strings.Contains(string(body), "TooManyRequests") || ra < 3000 || ra > 3600 {
+		t.Fatalf("raw second push: %d %s, Retry-After %q; want 429 TooManyRequests and about an hour", raw.StatusCode, body, raw.Header.Get("Retry-After"))
+	}
+	// Other devices are not affected, nor are alerts to the throttled one.
+	if res := push(silent(apnsToken("b1", 30), "c-bg")); res.StatusCode != 200 {
+		t.Fatalf("a device not yet pushed to: %d %s", res.StatusCode, res.Reason)
+	}
+	for i := range 3 {
+		if res := push(alert(apnsToken("b1", 0), "c-bg")); res.StatusCode != 200 {
+			t.Fatalf("alert %d to the throttled device: %d %s", i, res.StatusCode, res.Reason)
 		}
 	}
 	mc := sim.fcmClient(t, sim.saJSON, testProject)
 	for i := range 4 {
-		silent := &messaging.Message{Token: fcmToken("bg", i), Data: map[string]string{"campaign_id": "c-bg"},
+		silent := &messaging.Message{Token: fcmToken("bg", 0), Data: map[string]string{"campaign_id": "c-bg"},
 			Android: &messaging.AndroidConfig{CollapseKey: "c-bg", Priority: "normal"}}
 		if _, err := mc.Send(context.Background(), silent); err != nil {
-			t.Fatal(err)
+			t.Fatalf("FCM data message %d to one device: %v", i, err)
 		}
 		if _, err := mc.Send(context.Background(), androidMsg(fcmToken("al", i), "c-bg")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	st := sim.Stats("c-bg")
-	want := map[string]int64{"ios/background/5": int64(30 - limited), "ios/alert/10": 30,
+	want := map[string]int64{"ios/background/5": 31, "ios/alert/10": 3,
 		"android/data/normal": 4, "android/notification/high": 4}
-	if !maps.Equal(st.ByKind, want) || st.RejectedByReason["TooManyRequests"] != int64(limited) {
-		t.Errorf("by kind %v, want %v; rejected %v", st.ByKind, want, st.RejectedByReason)
+	if !maps.Equal(st.ByKind, want) || st.RejectedByReason["TooManyRequests"] != 2 {
+		t.Errorf("by kind %v, want %v; rejected %v, want 2 TooManyRequests", st.ByKind, want, st.RejectedByReason)
 	}
 
 	// The admin API reads and replaces the budget; a bad one is refused.
@@ -71,19 +90,66 @@ func TestBackgroundBudget(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&b)
 		return resp.StatusCode, b
 	}
-	if code, b := post(`{"apns_background_per_sec":0}`); code != 200 || b.APNsBackgroundPerSec != 0 {
+	if code, b := post(`{"apns_background_per_hour":3,"apns_background_burst":3}`); code != 200 || b != DefaultBudget {
 		t.Fatalf("POST /budget: %d %+v", code, b)
 	}
-	for _, bad := range []string{`{"apns_background_per_sec":-1}`, `{"apns_backgrund_per_sec":1}`, `nope`} {
+	for _, bad := range []string{`{"apns_background_per_hour":-1}`, `{"apns_background_burst":-1}`, `{"apns_background_per_sec":1}`, `nope`} {
 		if code, _ := post(bad); code != 400 {
 			t.Errorf("POST /budget %s: %d, want 400", bad, code)
 		}
 	}
-	for i := range 30 {
-		n := &apns2.Notification{DeviceToken: apnsToken("b3", i), Topic: testTopic, CollapseID: "c-bg2",
-			Payload: []byte(`{"aps":{"content-available":1}}`), PushType: apns2.PushTypeBackground, Priority: apns2.PriorityLow}
-		if res, err := c.Push(n); err != nil || res.StatusCode != 200 {
-			t.Fatalf("background push %d with no budget: %v %+v", i, err, res)
+	// The default budget: a fresh bucket for device 0 (the budget was
+	// replaced), three at once, the fourth refused.
+	for i := range 4 {
+		res := push(silent(apnsToken("b1", 0), "c-bg2"))
+		if want := map[bool]int{true: 200, false: 429}[i < 3]; res.StatusCode != want {
+			t.Fatalf("background push %d to one device under the default budget: %d, want %d", i, res.StatusCode, want)
 		}
+	}
+	if code, b := post(`{"apns_background_per_hour":0}`); code != 200 || b.APNsBackgroundPerHour != 0 {
+		t.Fatalf("POST /budget: %d %+v", code, b)
+	}
+	for i := range 10 {
+		if res := push(silent(apnsToken("b1", 0), "c-bg2")); res.StatusCode != 200 {
+			t.Fatalf("background push %d with no budget: %d %s", i, res.StatusCode, res.Reason)
+		}
+	}
+}
+
+// TestBudgetRefillsAndStaysBounded: a token's bucket refills at the hourly
+// rate (clock moved by hand), and the table of tokens never outgrows
+// Budget.Devices, dropping refilled tokens first.
+func TestBudgetRefillsAndStaysBounded(t *testing.T) {
+	st := newBudgetState(Budget{APNsBackgroundPerHour: 3, APNsBackgroundBurst: 2, Devices: 4 * budgetShards})
+	at := func(d time.Duration) int64 { return int64(d) }
+	for i, want := range []bool{true, true, false} {
+		if ok, _ := st.take(7, at(0)); ok != want {
+			t.Fatalf("push %d at 0: allowed %v, want %v", i, ok, want)
+		}
+	}
+	if ok, wait := st.take(7, at(10*time.Minute)); ok || wait != 10*time.Minute {
+		t.Fatalf("after 10 min: allowed %v, wait %s; want refused, 10m to go", ok, wait)
+	}
+	if ok, _ := st.take(7, at(20*time.Minute)); !ok {
+		t.Fatal("after 20 min (3/h) one more is not allowed")
+	}
+	if ok, _ := st.take(8, at(20*time.Minute)); !ok {
+		t.Fatal("another token is refused")
+	}
+	for tok := range uint64(10_000) {
+		st.take(1000+tok, at(time.Hour))
+	}
+	if n := st.tracked(); n > st.b.Devices {
+		t.Fatalf("%d tokens tracked, bound %d", n, st.b.Devices)
+	}
+	// Two hours later every bucket has refilled: token 7's full shard drops
+	// those before it would forget a token with spent budget.
+	st.take(7, at(3*time.Hour))
+	st.take(7, at(3*time.Hour))
+	for tok := range uint64(st.perCap - 1) {
+		st.take(7+(tok+1)*budgetShards, at(3*time.Hour)) // token 7's shard
+	}
+	if ok, _ := st.take(7, at(3*time.Hour)); ok {
+		t.Fatal("token 7's spent budget was forgotten while refilled tokens could be dropped")
 	}
 }

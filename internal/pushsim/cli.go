@@ -52,7 +52,8 @@ func ParseArgs(args []string, getenv func(string) string, usageOut io.Writer) (O
 	fs.DurationVar(&c.Latency, "latency", 0, "latency added to every provider request")
 	fs.DurationVar(&c.Jitter, "jitter", 0, "random extra latency in [0,jitter)")
 	fs.IntVar(&c.RateCap, "rate-cap", 0, "max accepted notifications per second over both providers (0 = off)")
-	fs.IntVar(&c.Budget.APNsBackgroundPerSec, "apns-background-rate", 0, "max accepted APNs background notifications per second, over it 429 TooManyRequests (0 = off)")
+	fs.IntVar(&c.Budget.APNsBackgroundPerHour, "apns-background-per-hour", DefaultBudget.APNsBackgroundPerHour, "APNs background notifications per device token per hour; over it 429 TooManyRequests (0 = no budget)")
+	fs.IntVar(&c.Budget.APNsBackgroundBurst, "apns-background-burst", DefaultBudget.APNsBackgroundBurst, "APNs background notifications one device token may get at once (0 = the per-hour figure)")
 	apnsFaults := fs.String("apns-faults", "", "APNs fault rates, e.g. ServiceUnavailable=0.2,TooManyRequests=0.1")
 	fcmFaults := fs.String("fcm-faults", "", "FCM fault rates, e.g. UNAVAILABLE=0.2,QUOTA_EXCEEDED=0.1")
 	fs.DurationVar(&c.Faults.RetryAfter, "retry-after", 0, "Retry-After sent with 429/503")
@@ -194,7 +195,7 @@ func Serve(ctx context.Context, o Options, log *slog.Logger) error {
 	log.Info("pushsim serving",
 		"apns", s.APNsURL(), "fcm_endpoint", s.FCMURL(), "token_uri", s.TokenURL(), "admin", s.AdminURL(),
 		"fcm_project", cfg.FCMProject, "apns_key_id", cfg.APNsKeyID, "apns_team_id", cfg.APNsTeamID,
-		"max_streams", cfg.MaxConcurrentStreams, "latency", cfg.Latency, "jitter", cfg.Jitter, "rate_cap", cfg.RateCap, "apns_background_rate", cfg.Budget.APNsBackgroundPerSec,
+		"max_streams", cfg.MaxConcurrentStreams, "latency", cfg.Latency, "jitter", cfg.Jitter, "rate_cap", cfg.RateCap, "apns_background_per_hour", cfg.Budget.APNsBackgroundPerHour, "apns_background_burst", cfg.Budget.APNsBackgroundBurst,
 		"creds_dir", o.GenCredsDir, "ca_file", o.WriteCA)
 	<-ctx.Done()
 	log.Info("pushsim shutting down", "accepted", s.Stats("").Accepted)

@@ -100,14 +100,20 @@
 //
 // # Background budget and quota
 //
-// Apple throttles background (content-available) notifications: it accepts
-// only a few per device per hour and spreads them over time. The simulator
-// models this as a global rate: with Budget.APNsBackgroundPerSec set
-// (--apns-background-rate, POST /budget {"apns_background_per_sec": N}) it
-// answers the background pushes over it 429 TooManyRequests with
-// Retry-After, as APNs does; alerts are not counted against it. FCM has no
-// such budget: data-only messages count against the project's send quota
-// like notifications, so the RateCap applies to both alike.
+// Apple throttles background (content-available) notifications per device:
+// it advises no more than two or three an hour, and answers a provider that
+// sends too many to one device token 429 TooManyRequests. The simulator
+// models this as a token bucket per device token (Budget): with
+// Budget.APNsBackgroundPerHour set (cmd/pushsim: DefaultBudget, three per
+// hour with a burst of three; --apns-background-per-hour,
+// --apns-background-burst; POST /budget {"apns_background_per_hour": N,
+// "apns_background_burst": B}) a background push to a token whose bucket is
+// empty is answered 429 TooManyRequests with Retry-After until it refills;
+// other tokens and alerts are not counted against it. The table of tokens is
+// bounded (Budget.Devices, default 2^20: tokens whose bucket refilled are
+// dropped first, then arbitrary ones, which then get a full bucket). FCM
+// has no such budget: data-only messages count against the project's send
+// quota like notifications, so the RateCap applies to both alike.
 //
 // # Campaigns and recording
 //

@@ -242,11 +242,13 @@ func (s *Server) Arrivals(campaign string) []time.Time {
 	return out
 }
 
-// Reset forgets every recording and the per-token pattern counts. Faults,
+// Reset forgets every recording, the per-token pattern counts and the
+// background budget spent per token. Faults, the budget's figures,
 // credentials and issued tokens stay.
 func (s *Server) Reset() {
 	s.rec.reset()
 	s.pat.reset()
+	s.SetBudget(s.CurrentBudget())
 }
 
 // delay sleeps Latency + rand[0,Jitter), or until ctx ends.
