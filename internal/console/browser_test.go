@@ -20,6 +20,7 @@ import (
 	"github.com/owlpost/owlpost/internal/catalog"
 	"github.com/owlpost/owlpost/internal/control"
 	"github.com/owlpost/owlpost/internal/guard"
+	"github.com/owlpost/owlpost/internal/pushsim"
 	"github.com/owlpost/owlpost/internal/testenv"
 	"github.com/owlpost/owlpost/internal/testenv/stages"
 )
@@ -232,6 +233,7 @@ type browserEnv struct {
 	base   string
 	svc    *control.Service
 	g      *guard.Guard
+	sim    *pushsim.Server
 	tokens map[string]string
 	ctx    context.Context
 }
@@ -267,7 +269,7 @@ func TestBrowser(t *testing.T) {
 	}
 	stages.Start(t, cfg, g)
 	ts, svc, tokens := serve(t, cfg, cl, g, [][2]string{{"alice", "launcher"}, {"bob", "launcher"}, {"oscar", "operator"}, {"vera", "viewer"}})
-	e := &browserEnv{base: ts.URL, svc: svc, g: g, tokens: tokens, ctx: ctx}
+	e := &browserEnv{base: ts.URL, svc: svc, g: g, sim: sim, tokens: tokens, ctx: ctx}
 
 	// (a) alice, a launcher, from planned to the report.
 	alice := chrome(t, e.base, "alice")
@@ -441,10 +443,35 @@ func (e *browserEnv) rehearse(t *testing.T, id string) {
 		st.Definition.PushType != campaign.PushTypeBackground {
 		t.Fatalf("rehearsal status: plan %+v planning %+v push type %s", st.Plan, st.Planning, st.Definition.PushType)
 	}
-	// The launch's page lists it; the launch itself is untouched.
+	// oscar prepares it from its page; GO is not his (a launcher's, of the
+	// launch's launchers): alice presses it, then every planned token gets
+	// one silent push.
+	oscar.do("prepare the rehearsal", chromedp.Click(chromedp.ID("prepare")))
+	oscar.flash("the rehearsal's prepare", "prepare requested by oscar")
+	oscar.until("every gate of the rehearsal green", 2*time.Minute, allGreen)
+	if !eval[bool](oscar, `document.getElementById("confirm").disabled`) {
+		t.Fatal("an operator can arm the rehearsal's GO")
+	}
+	out, err := e.svc.Fire(e.ctx, rid, "alice", false)
+	if err != nil || !out.Won {
+		t.Fatalf("alice fires the rehearsal: %+v %v", out, err)
+	}
+	oscar.until("the rehearsal done", 3*time.Minute, fmt.Sprintf(`document.getElementById("state").textContent === "done" &&
+		document.getElementById("p-accepted").textContent === "%d"`, st.Plan.Tokens))
+	if got := e.sim.Stats(rid); got.DistinctTokens != int64(st.Plan.Tokens) || got.DuplicateDeliveries != 0 ||
+		got.ByKind["ios/background/5"]+got.ByKind["android/data/normal"] != int64(st.Plan.Tokens) {
+		t.Fatalf("simulator record of the rehearsal: %+v, want %d silent pushes, each token once", got, st.Plan.Tokens)
+	}
+	// The launch's page lists it with its verdict; the launch is untouched.
 	oscar.open(id)
-	if txt := eval[string](oscar, `document.getElementById("rehearsal-list")?.textContent || ""`); !strings.Contains(txt, rid) {
-		t.Fatalf("the launch's page does not list %s:\n%s", rid, oscar.text())
+	if txt := eval[string](oscar, `document.getElementById("rehearsal-list")?.textContent || ""`); !strings.Contains(txt, rid) ||
+		!strings.Contains(txt, "by alice") {
+		t.Fatalf("the launch's page does not list %s fired by alice:\n%s", rid, oscar.text())
+	}
+	t.Logf("the launch's rehearsals: %s", eval[string](oscar, `document.getElementById("rehearsal-list").innerText`))
+	if v := eval[string](oscar, `document.querySelector("#rehearsal-list td.verdict").textContent`); !strings.Contains(v, "judged") &&
+		!strings.Contains(v, "on track") {
+		t.Fatalf("the launch's page shows no verdict for %s: %q", rid, v)
 	}
 	if _, fired, err := e.g.FireOf(e.ctx, id); err != nil || fired {
 		t.Fatalf("the launch after its rehearsal was defined: fired=%v (%v)", fired, err)
