@@ -225,8 +225,43 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("viewer's press: %d, want 403", code)
 	}
 
-	// A launcher's press with a bad or missing CSRF token is refused.
+	// Rehearse is an operator's form: none for a viewer, whose post is
+	// refused; bad fields and a bad CSRF token are refused too, and a plan
+	// without its audience snapshot cannot be rehearsed. Nothing is defined.
+	if strings.Contains(page, `id="rehearse-form"`) {
+		t.Fatal("a viewer is shown the Rehearse form")
+	}
+	rehearse := func(b *browser, csrf, sample, rate string) (int, string) {
+		return b.post("/console/c/"+e.id+"/rehearse", url.Values{"csrf": {csrf}, "sample": {sample}, "rate": {rate}})
+	}
+	if code, _ := rehearse(vera, vera.csrf, "1", "0"); code != 403 {
+		t.Fatalf("viewer's Rehearse: %d, want 403", code)
+	}
 	alice := e.login(t, "alice")
+	if _, page := alice.get("/console/c/" + e.id); !strings.Contains(page, `id="rehearse-form"`) {
+		t.Fatal("a launcher (an operator's rights) is not shown the Rehearse form on a planned launch")
+	}
+	for _, tc := range []struct {
+		csrf, sample, rate string
+		code               int
+		mention            string
+	}{
+		{"x" + alice.csrf, "1", "0", 403, "CSRF"},
+		{alice.csrf, "2", "0", 400, "sample"},
+		{alice.csrf, "half", "0", 400, "sample"},
+		{alice.csrf, "1", "-5", 400, "rate"},
+		{alice.csrf, "1", "fast", 400, "rate"},
+		{alice.csrf, "0.5", "0", 409, "audience snapshot"},
+	} {
+		if code, page := rehearse(alice, tc.csrf, tc.sample, tc.rate); code != tc.code || !strings.Contains(page, tc.mention) {
+			t.Fatalf("Rehearse sample %q rate %q: %d, want %d naming %q\n%s", tc.sample, tc.rate, code, tc.code, tc.mention, page)
+		}
+	}
+	if _, page := alice.get("/console/"); strings.Contains(page, ".rehearsal-") {
+		t.Fatalf("a refused Rehearse defined a rehearsal:\n%s", page)
+	}
+
+	// A launcher's press with a bad or missing CSRF token is refused.
 	for _, bad := range []string{"", "x" + alice.csrf} {
 		if code, _ := alice.post("/console/c/"+e.id+"/fire", url.Values{"csrf": {bad}, "confirm": {e.id}}); code != 403 {
 			t.Fatalf("press with CSRF %q: %d, want 403", bad, code)
