@@ -150,8 +150,10 @@ func (s *Server) handleAPNs(w http.ResponseWriter, r *http.Request, arrival time
 	}
 	tokenHash := s.rec.hashString(token)
 	if pushType == "background" {
-		if ok, wait := s.allowBackground(tokenHash, arrival); !ok {
-			return fail("TooManyRequests", retryAfterSeconds(wait))
+		// No Retry-After: Apple documents none for this per-device answer, and
+		// a sender takes one as the wait for its whole batch's retries.
+		if !s.allowBackground(tokenHash, arrival) {
+			return fail("TooManyRequests", "")
 		}
 	}
 	if !s.allow() {

@@ -14,7 +14,7 @@ import (
 // bucket of APNsBackgroundBurst background (content-available) pushes that
 // refills at APNsBackgroundPerHour; a push to a token whose bucket is empty
 // is answered 429 TooManyRequests ("too many requests for the same device
-// token") with Retry-After until the bucket has room again. Other tokens
+// token"), without Retry-After as Apple's, until the bucket has room again. Other tokens
 // and alerts are not affected. FCM has no separate budget for data-only
 // messages: they count against the project's quota like any message
 // (Config.RateCap). The zero Budget is off; cmd/pushsim turns it on with
@@ -104,14 +104,14 @@ func (s *Server) SetBudget(b Budget) { s.budget.Store(newBudgetState(b)) }
 func (s *Server) CurrentBudget() Budget { return s.budget.Load().b }
 
 // allowBackground spends one of the token's background budget at now;
-// false (with how long until the token has one again) means answer 429.
-func (s *Server) allowBackground(token uint64, now time.Time) (bool, time.Duration) {
+// false means answer 429.
+func (s *Server) allowBackground(token uint64, now time.Time) bool {
 	return s.budget.Load().take(token, now.UnixNano())
 }
 
-func (st *budgetState) take(token uint64, now int64) (bool, time.Duration) {
+func (st *budgetState) take(token uint64, now int64) bool {
 	if st.perSec == 0 {
-		return true, 0
+		return true
 	}
 	sh := &st.shards[token%budgetShards]
 	sh.mu.Lock()
@@ -124,14 +124,14 @@ func (st *budgetState) take(token uint64, now int64) (bool, time.Duration) {
 	b.at = max(b.at, now)
 	if b.tokens < 1 {
 		sh.m[token] = b
-		return false, time.Duration((1 - b.tokens) / st.perSec * float64(time.Second))
+		return false
 	}
 	b.tokens--
 	if !ok && len(sh.m) >= st.perCap {
 		st.shrink(sh, now)
 	}
 	sh.m[token] = b
-	return true, 0
+	return true
 }
 
 // level is b's tokens at now, refilled since b.at.

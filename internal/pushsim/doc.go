@@ -108,7 +108,7 @@
 // hour with a burst of three; --apns-background-per-hour,
 // --apns-background-burst; POST /budget {"apns_background_per_hour": N,
 // "apns_background_burst": B}) a background push to a token whose bucket is
-// empty is answered 429 TooManyRequests with Retry-After until it refills;
+// empty is answered 429 TooManyRequests (no Retry-After, as Apple) until it refills;
 // other tokens and alerts are not counted against it. The table of tokens is
 // bounded (Budget.Devices, default 2^20: tokens whose bucket refilled are
 // dropped first, then arbitrary ones, which then get a full bucket). FCM
