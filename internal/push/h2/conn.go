@@ -76,15 +76,17 @@ const (
 )
 
 // stream is one request/response exchange. Fields are guarded by the
-// conn's mu, except the immutable req, ctx, body and channels; resp and err
-// are final once ready is closed.
+// conn's mu, except the immutable req, ctx, body and sig; resp and err are
+// final once set, and are set before the first signal on sig.
 type stream struct {
-	c     *conn
-	req   *http.Request
-	ctx   context.Context
-	body  []byte
-	ready chan struct{} // closed when resp or err is set
-	data  chan struct{} // cap 1: response DATA or end arrived
+	c    *conn
+	req  *http.Request
+	ctx  context.Context
+	body []byte
+	// sig (cap 1) is signalled when resp or err is set, and after that when
+	// response DATA or the end of the stream arrives. Before the response
+	// nothing else signals it, so the caller's first receive means "answered".
+	sig chan struct{}
 
 	state       streamState
 	id          uint32
@@ -230,7 +232,7 @@ func (c *conn) signal() {
 // roundTrip queues one request and waits for its response headers.
 func (c *conn) roundTrip(req *http.Request, body []byte) (*http.Response, error) {
 	ctx := req.Context()
-	s := &stream{c: c, req: req, ctx: ctx, body: body, ready: make(chan struct{}), data: make(chan struct{}, 1)}
+	s := &stream{c: c, req: req, ctx: ctx, body: body, sig: make(chan struct{}, 1)}
 	c.mu.Lock()
 	if c.closed || c.goAway {
 		c.mu.Unlock()
@@ -248,7 +250,7 @@ func (c *conn) roundTrip(req *http.Request, body []byte) (*http.Response, error)
 		timeout = t.C
 	}
 	select {
-	case <-s.ready:
+	case <-s.sig:
 		return s.resp, s.err
 	case <-ctx.Done():
 		return c.abandon(s, ctx.Err())
@@ -293,13 +295,13 @@ func (c *conn) finishLocked(s *stream, err error) {
 			err = errors.New("h2: stream ended without a response")
 		}
 		s.err = err
-		close(s.ready)
+		notify(s.sig)
 	} else if s.bodyErr == nil {
 		if err == nil {
 			err = io.EOF
 		}
 		s.bodyErr = err
-		notify(s.data)
+		notify(s.sig)
 	}
 	if c.goAway && len(c.active) == 0 && len(c.queue) == 0 {
 		c.closeLocked(errRetired, http2.ErrCodeNo, false)
@@ -863,7 +865,7 @@ func (c *conn) onGoAway(f *http2.GoAwayFrame) {
 
 func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	status := f.PseudoValue("status")
-	var resp *http.Response
+	var resp *response
 	var perr error
 	if status != "" {
 		resp, perr = c.response(status, f)
@@ -898,10 +900,11 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			resp.Body = http.NoBody
 			resp.ContentLength = 0
 		} else {
-			resp.Body = &body{s: s}
+			resp.body.s = s
+			resp.Body = &resp.body
 		}
-		s.resp = resp
-		close(s.ready)
+		s.resp = &resp.Response
+		notify(s.sig)
 	case !f.StreamEnded():
 		c.resetLocked(s, http2.ErrCodeProtocol, errors.New("h2: trailers without END_STREAM"))
 		return nil
@@ -912,15 +915,27 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
-// response builds the http.Response of a HEADERS frame (reader goroutine).
-func (c *conn) response(status string, f *http2.MetaHeadersFrame) (*http.Response, error) {
+// response is an http.Response allocated with its body and, for the few
+// header fields a push answer has, its header values: one allocation.
+type response struct {
+	http.Response
+	body body
+	vals [4]string
+}
+
+// response builds the response of a HEADERS frame (reader goroutine).
+func (c *conn) response(status string, f *http2.MetaHeadersFrame) (*response, error) {
 	code, err := strconv.Atoi(status)
 	if err != nil || code < 100 || code > 999 || len(status) != 3 {
 		return nil, fmt.Errorf("h2: malformed :status %q", status)
 	}
 	regular := f.RegularFields()
 	h := make(http.Header, len(regular))
-	vals := make([]string, len(regular))
+	r := &response{}
+	vals := r.vals[:]
+	if len(regular) > len(vals) {
+		vals = make([]string, len(regular))
+	}
 	for i, hf := range regular {
 		k := c.canonName(hf.Name)
 		vals[i] = hf.Value
@@ -930,7 +945,7 @@ func (c *conn) response(status string, f *http2.MetaHeadersFrame) (*http.Respons
 			h[k] = vals[i : i+1 : i+1]
 		}
 	}
-	resp := &http.Response{
+	r.Response = http.Response{
 		Status:        status + " " + http.StatusText(code),
 		StatusCode:    code,
 		Proto:         "HTTP/2.0",
@@ -940,17 +955,17 @@ func (c *conn) response(status string, f *http2.MetaHeadersFrame) (*http.Respons
 	}
 	if cl := h["Content-Length"]; len(cl) == 1 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
-			resp.ContentLength = n
+			r.ContentLength = n
 		}
 	}
-	return resp, nil
+	return r, nil
 }
 
 func (c *conn) remoteEndLocked(s *stream) {
 	s.remoteEnd = true
 	if s.resp != nil && s.bodyErr == nil {
 		s.bodyErr = io.EOF
-		notify(s.data)
+		notify(s.sig)
 	}
 	if s.localEnd {
 		c.finishLocked(s, nil)
@@ -990,7 +1005,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 	} else {
 		s.buf = append(s.buf, data...)
 		c.refundLocked(s, n-int64(len(data))) // padding: never read
-		notify(s.data)
+		notify(s.sig)
 	}
 	if f.StreamEnded() {
 		c.remoteEndLocked(s)
@@ -1028,7 +1043,7 @@ func (b *body) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		select {
-		case <-s.data:
+		case <-s.sig:
 		case <-s.ctx.Done():
 			b.Close()
 			return 0, s.ctx.Err()

@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -164,22 +163,37 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 		return nil, nil
 	}
 	defer req.Body.Close()
+	limit := t.opts.MaxBodySize
 	size := 512
 	if req.ContentLength > 0 {
-		if req.ContentLength > int64(t.opts.MaxBodySize) {
-			return nil, fmt.Errorf("h2: request body of %d bytes exceeds %d", req.ContentLength, t.opts.MaxBodySize)
+		if req.ContentLength > int64(limit) {
+			return nil, fmt.Errorf("h2: request body of %d bytes exceeds %d", req.ContentLength, limit)
 		}
 		size = int(req.ContentLength) + 1 // +1: see EOF without growing
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	n, err := buf.ReadFrom(io.LimitReader(req.Body, int64(t.opts.MaxBodySize)+1))
-	if err != nil {
-		return nil, fmt.Errorf("h2: read request body: %w", err)
+	// One allocation for a body of the announced length: the reads go
+	// straight into buf, which grows only past it.
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) > limit {
+			return nil, fmt.Errorf("h2: request body exceeds %d bytes", limit)
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := req.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("h2: read request body: %w", err)
+		}
 	}
-	if n > int64(t.opts.MaxBodySize) {
-		return nil, fmt.Errorf("h2: request body exceeds %d bytes", t.opts.MaxBodySize)
+	if len(buf) > limit {
+		return nil, fmt.Errorf("h2: request body exceeds %d bytes", limit)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 func validHeaders(h http.Header) error {
