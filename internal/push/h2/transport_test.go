@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 func post(t *testing.T, tr http.RoundTripper, url string, body []byte, hdr ...string) (*http.Response, error) {
@@ -560,5 +561,89 @@ func TestSendWindowSettings(t *testing.T) {
 	}
 	if bigAfter.Load() == 0 {
 		t.Fatal("the raised window was not used")
+	}
+}
+
+// Response header blocks as the reader decodes them: split over CONTINUATION
+// frames, and malformed ones (each resets its stream only; the connection
+// goes on serving the next request).
+func TestResponseHeaderBlocks(t *testing.T) {
+	big := strings.Repeat("v", 600<<10)
+	cases := []struct {
+		name   string
+		fields []string // name, value pairs after :status
+		status string
+		ok     bool
+	}{
+		{"split over CONTINUATION frames", []string{"apns-id", "id-1", "x-pad", strings.Repeat("p", 40000), "x-last", "z"}, "200", true},
+		{"upper-case name", []string{"Apns-Id", "id-1"}, "200", false},
+		{"invalid value", []string{"apns-id", "a\r\nb"}, "200", false},
+		{"pseudo field after a regular one", []string{"apns-id", "id-1", ":status", "200"}, "", false},
+		{"unknown pseudo field", []string{":foo", "bar"}, "200", false},
+		{"request pseudo field", []string{":path", "/"}, "200", false},
+		{"over the advertised header list size", []string{"x-a", big, "x-b", big}, "200", false},
+	}
+	rs, tlsConf := newRawServer(t, func(i int, sc *srvConn) {
+		sc.readRequests(func(r *request) bool {
+			k, _ := strconv.Atoi(r.header["x-case"])
+			if k >= len(cases) {
+				_ = sc.respond(r.id, 200, "ok")
+				return true
+			}
+			c := cases[k]
+			_ = sc.write(func() error {
+				sc.ebuf.Reset()
+				if c.status != "" {
+					_ = sc.enc.WriteField(hpack.HeaderField{Name: ":status", Value: c.status})
+				}
+				for j := 0; j+1 < len(c.fields); j += 2 {
+					_ = sc.enc.WriteField(hpack.HeaderField{Name: c.fields[j], Value: c.fields[j+1]})
+				}
+				block := sc.ebuf.Bytes()
+				for first := true; first || len(block) > 0; first = false {
+					frag := block[:min(len(block), 16384)]
+					block = block[len(frag):]
+					var err error
+					if first {
+						err = sc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: r.id, BlockFragment: frag,
+							EndStream: true, EndHeaders: len(block) == 0})
+					} else {
+						err = sc.fr.WriteContinuation(r.id, len(block) == 0, frag)
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			return true
+		}, nil)
+	})
+	tr := New(Options{TLSConfig: tlsConf, Conns: 1})
+	defer tr.Close()
+	for k, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, err := post(t, tr, rs.url, []byte("x"), "X-Case", strconv.Itoa(k))
+			if c.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+				if resp.StatusCode != 200 || resp.Header.Get("Apns-Id") != "id-1" || resp.Header.Get("X-Last") != "z" {
+					t.Fatalf("got %d %v", resp.StatusCode, resp.Header)
+				}
+			} else if err == nil {
+				resp.Body.Close()
+				t.Fatalf("got %d %v, want an error", resp.StatusCode, resp.Header)
+			}
+			// The connection still serves.
+			resp, err = post(t, tr, rs.url, []byte("x"), "X-Case", strconv.Itoa(len(cases)))
+			if err != nil {
+				t.Fatalf("next request: %v", err)
+			}
+			if got := readAll(t, resp); got != "ok" {
+				t.Fatalf("next request: got %q", got)
+			}
+		})
 	}
 }
