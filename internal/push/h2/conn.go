@@ -122,8 +122,9 @@ type conn struct {
 	// Writer goroutine only.
 	henc    *hpack.Encoder
 	hbuf    bytes.Buffer
-	lastVal map[string]string // header name -> last value sent (see field)
-	lower   map[string]string // canonical -> wire (lower-case) name
+	sent    map[string]sentField // by header name (see field)
+	gen     uint32               // changes whenever the HPACK table may change
+	lower   map[string]string    // canonical -> wire (lower-case) name
 	clen    int
 	clenStr string
 	opened  []*stream
@@ -168,7 +169,7 @@ func newConn(ctx context.Context, nc net.Conn, opts *Options) (*conn, error) {
 		opts:         opts,
 		nc:           nc,
 		bw:           bufio.NewWriterSize(nc, writeBufSize),
-		lastVal:      map[string]string{},
+		sent:         map[string]sentField{},
 		lower:        map[string]string{},
 		canon:        map[string]string{},
 		wake:         make(chan struct{}, 1),
@@ -491,6 +492,7 @@ func (c *conn) flush(final bool) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(wt))
 	if tableChanged {
 		c.henc.SetMaxDynamicTableSizeLimit(table)
+		c.gen++ // entries may be evicted; the next field carries the update
 	}
 	var err error
 	for i := range ctrl {
@@ -658,20 +660,45 @@ func (c *conn) writeHeaders(s *stream, maxFrame uint32) error {
 	return nil
 }
 
+// sentField is what a connection last sent for a header name.
+type sentField struct {
+	value string
+	gen   uint32  // conn.gen when idx was encoded
+	n     uint8   // len(idx); 0: value was not sent indexed
+	idx   [3]byte // value's HPACK indexed representation
+}
+
 // field encodes one header field. A value the connection sent last time
 // for the same name is indexed (HPACK incremental indexing); a new value is
 // sent as a literal never indexed, so that one-off values (a device path)
 // do not push the repeated ones (authorization, topic) out of the table.
+// Once a repeated value is in the table, its indexed representation is
+// reused as it was encoded, without the encoder's table search, for as long
+// as the table has not changed (c.gen).
 func (c *conn) field(name, value string) {
-	last, ok := c.lastVal[name]
-	repeated := ok && last == value
-	if !repeated {
-		if !ok && len(c.lastVal) >= nameCacheSize {
-			clear(c.lastVal)
-		}
-		c.lastVal[name] = value
+	sf, ok := c.sent[name]
+	repeated := ok && sf.value == value
+	if repeated && sf.n > 0 && sf.gen == c.gen {
+		c.hbuf.Write(sf.idx[:sf.n])
+		return
 	}
+	if !ok && len(c.sent) >= nameCacheSize {
+		clear(c.sent)
+	}
+	off := c.hbuf.Len()
 	_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: value, Sensitive: !repeated})
+	out := c.hbuf.Bytes()[off:]
+	sf = sentField{value: value}
+	switch {
+	case out[0]&0x80 != 0: // indexed (RFC 7541 6.1): the table is unchanged
+		if len(out) <= len(sf.idx) {
+			sf.n, sf.gen = uint8(copy(sf.idx[:], out)), c.gen
+		}
+	case out[0]&0xf0 == 0x10: // literal never indexed (6.2.3): unchanged
+	default: // an insertion (6.2.1), or a table size update first (6.3)
+		c.gen++
+	}
+	c.sent[name] = sf
 }
 
 // wireName is the lower-case form of a header name, cached.

@@ -647,3 +647,45 @@ func TestResponseHeaderBlocks(t *testing.T) {
 		})
 	}
 }
+
+// HPACK state across requests: repeated fields are indexed and then sent as
+// indexes; when the server shrinks its header table mid-connection (to 0,
+// later back to 4096), the next header block starts with the size update
+// and refers to no evicted entry (the server's decoder would fail).
+func TestHeaderTableSizeChanges(t *testing.T) {
+	rs, tlsConf := newRawServer(t, func(i int, sc *srvConn) {
+		sc.readRequests(func(r *request) bool {
+			n := r.header["x-n"]
+			if r.header["authorization"] != "bearer same" || r.header["apns-topic"] != "com.example" ||
+				r.header[":path"] != "/3/device/"+n {
+				_ = sc.respond(r.id, 400, "bad headers")
+				return true
+			}
+			switch n {
+			case "10":
+				_ = sc.write(func() error {
+					return sc.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+				})
+			case "20":
+				_ = sc.write(func() error {
+					return sc.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 4096})
+				})
+			}
+			_ = sc.respond(r.id, 200, "ok "+n)
+			return true
+		}, nil)
+	})
+	tr := New(Options{TLSConfig: tlsConf, Conns: 1})
+	defer tr.Close()
+	for k := range 30 {
+		n := strconv.Itoa(k)
+		resp, err := post(t, tr, rs.url+"/3/device/"+n, []byte("x"), "X-N", n, "Authorization", "bearer same",
+			"Apns-Topic", "com.example")
+		if err != nil {
+			t.Fatalf("request %d: %v", k, err)
+		}
+		if got := readAll(t, resp); got != "ok "+n {
+			t.Fatalf("request %d: got %d %q", k, resp.StatusCode, got)
+		}
+	}
+}
