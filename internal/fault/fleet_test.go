@@ -260,17 +260,32 @@ func TestFleetSenderFrozen(t *testing.T) {
 	total := int64(s.manifest.Tokens())
 	s.waitSim(time.Minute, "20% accepted", func(st pushsim.Stats) bool { return st.Accepted >= total/5 })
 	frozen := s.procs[senderName(push.IOS, 1)]
-	ev := event{name: "SIGSTOP " + frozen.Name + " until its batch was taken over, SIGCONT", platform: push.IOS, start: time.Now()}
-	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	// The batches the frozen sender holds; it stays frozen until the other
-	// sender has taken every one of them over (claimed or finished it),
-	// which needs its partitions to move (the 10 s session) and the lease
-	// to expire.
-	held := s.claimsOf(frozen.Name + "/")
-	if len(held) == 0 {
-		t.Fatalf("the frozen sender held no batch claim")
+	// Freeze it while it holds a batch claim: a small batch is sent within
+	// milliseconds, so a freeze can fall between two batches; then it is
+	// continued at once and frozen again a moment later.
+	var ev event
+	var held []string
+	freezes := 0
+	for try := 0; len(held) == 0; try++ {
+		freezes++
+		if try == 50 {
+			t.Fatalf("the sender held no batch claim at any of %d freezes", try)
+		}
+		if try > 0 {
+			if err := frozen.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(10+try) * time.Millisecond)
+		}
+		ev = event{name: "SIGSTOP " + frozen.Name + " until its batch was taken over, SIGCONT", platform: push.IOS, start: time.Now()}
+		if err := frozen.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		// The batches the frozen sender holds; it stays frozen until the
+		// other sender has taken every one of them over (claimed or
+		// finished it), which needs its partitions to move (the 10 s
+		// session) and the lease to expire.
+		held = s.claimsOf(frozen.Name + "/")
 	}
 	e2e.WaitFor(t, 2*time.Minute, func() error {
 		for _, k := range held {
@@ -282,7 +297,7 @@ func TestFleetSenderFrozen(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("frozen %s; its %d batch(es) taken over by the other sender", time.Since(ev.start).Round(100*time.Millisecond), len(held))
+	t.Logf("frozen %s (freeze %d); its %d batch(es) taken over by the other sender", time.Since(ev.start).Round(100*time.Millisecond), freezes, len(held))
 	if err := frozen.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
