@@ -313,7 +313,7 @@ func (c *Console) campaign(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, err)
 		return
 	}
-	p.Flash = r.URL.Query().Get("flash")
+	p.Flash, p.Error = r.URL.Query().Get("flash"), r.URL.Query().Get("error")
 	c.render(w, http.StatusOK, "campaign.html", p)
 }
 
@@ -404,11 +404,12 @@ func (c *Console) rehearse(w http.ResponseWriter, r *http.Request, s *session) {
 		c.actResult(w, r, s, code, "", err)
 		return
 	}
-	msg := fmt.Sprintf("rehearsal %s of %s defined by %s; plan requested from the planner service", def.ID, id, s.who.Name)
+	// Defined but not planned is shown as an error on the rehearsal's page.
+	q := "?flash=" + url.QueryEscape(fmt.Sprintf("rehearsal %s of %s defined by %s; plan requested from the planner service", def.ID, id, s.who.Name))
 	if err != nil {
-		msg = fmt.Sprintf("rehearsal %s of %s defined by %s, but %v", def.ID, id, s.who.Name, err)
+		q = "?error=" + url.QueryEscape(fmt.Sprintf("rehearsal %s of %s defined by %s, but %v", def.ID, id, s.who.Name, err))
 	}
-	http.Redirect(w, r, "/console/c/"+url.PathEscape(def.ID)+"?flash="+url.QueryEscape(msg), http.StatusSeeOther)
+	http.Redirect(w, r, "/console/c/"+url.PathEscape(def.ID)+q, http.StatusSeeOther)
 }
 
 func (c *Console) actResult(w http.ResponseWriter, r *http.Request, s *session, code int, msg string, err error) {
