@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,9 +150,11 @@ func New(opts Options) (*Sender, error) {
 		u, _ := url.Parse(host)
 		s.authority = u.Host
 		// One client: the pool spreads its requests over the connections.
-		c := newClient(s.jwt, cert)
-		c.HTTPClient = &http.Client{Transport: &transport{base: s.fast, zero: []string{"0"}}}
-		c.Host = host
+		// It has no Token: the authorization header is one of the fields
+		// sent through the request context (headerFields), like the
+		// certificate, which is in the TLS config.
+		c := &apns2.Client{Host: host,
+			HTTPClient: &http.Client{Transport: &transport{base: s.fast, zero: []string{"0"}}}}
 		s.clients = []*apns2.Client{c}
 		return s, nil
 	default:
@@ -292,6 +295,10 @@ func (s *Sender) warm(ctx context.Context, c *apns2.Client) error {
 		PushType:    apns2.PushTypeBackground,
 		Payload:     warmupPayload,
 	}
+	if s.fast != nil {
+		rc.expireNow, rc.fields = false, s.headerFields("", apns2.PriorityLow, time.Time{})
+		n.Topic, n.Priority = "", 0
+	}
 	resp, err := c.PushWithContext(rc, n)
 	if err != nil {
 		return &push.RetryAfterError{Reason: "network", Err: err}
@@ -340,6 +347,9 @@ func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []stri
 		results: results,
 		first:   int(s.rr.Add(1)),
 	}
+	if s.fast != nil {
+		b.fields = s.headerFields(msg.CollapseID, msg.APNs.Priority, msg.APNs.Expiration)
+	}
 	if workers == len(tokens) {
 		var cancel context.CancelFunc
 		b.reqCtx, cancel = context.WithTimeout(ctx, s.timeout)
@@ -355,6 +365,37 @@ func (s *Sender) SendBatch(ctx context.Context, msg *push.Message, tokens []stri
 	return results
 }
 
+// headerFields are the request headers of the fast transport's pushes that
+// apns2 would set in every request's header map from the Notification (and
+// its Token): built once per batch and sent through the request context
+// (h2.FieldsKey), with the Notification's fields left empty. apns2 still
+// sets content-type and apns-push-type. The values are apns2's: a bearer
+// JWT it re-signs after token.TokenTimeout, and an expiration sent only
+// when after the epoch, except that a zero one is sent as "0" (see
+// reqContext.expireNow).
+func (s *Sender) headerFields(collapseID string, priority int, exp time.Time) []h2.Field {
+	f := make([]h2.Field, 0, 5)
+	if s.jwt != nil {
+		f = append(f, h2.Field{Name: "authorization", Value: "bearer " + s.jwt.GenerateIfExpired()})
+	}
+	if s.topic != "" {
+		f = append(f, h2.Field{Name: "apns-topic", Value: s.topic})
+	}
+	if collapseID != "" {
+		f = append(f, h2.Field{Name: "apns-collapse-id", Value: collapseID})
+	}
+	if priority > 0 {
+		f = append(f, h2.Field{Name: "apns-priority", Value: strconv.Itoa(priority)})
+	}
+	switch {
+	case exp.IsZero():
+		f = append(f, h2.Field{Name: "apns-expiration", Value: "0"})
+	case exp.After(time.Unix(0, 0)):
+		f = append(f, h2.Field{Name: "apns-expiration", Value: strconv.FormatInt(exp.Unix(), 10)})
+	}
+	return f
+}
+
 // batch is the state shared by the workers of one SendBatch call.
 type batch struct {
 	s          *Sender
@@ -365,7 +406,8 @@ type batch struct {
 	payload    any // msg.APNs.Payload boxed once, not per token
 	tokens     []string
 	results    []push.Result
-	first      int // round-robin start, so small batches still use every connection
+	first      int        // round-robin start, so small batches still use every connection
+	fields     []h2.Field // the fast transport's header fields (headerFields); nil with the library's
 	next       atomic.Int64
 	wg         sync.WaitGroup
 }
@@ -380,12 +422,13 @@ func (b *batch) Work() {
 	// PushWithContext returns. The request context is not reused: http2's
 	// stream goroutine may still read it after the response is in.
 	n := &apns2.Notification{
-		CollapseID: b.msg.CollapseID,
-		Topic:      b.s.topic,
-		Expiration: a.Expiration,
-		Priority:   a.Priority,
-		Payload:    b.payload,
-		PushType:   apns2.EPushType(a.PushType),
+		Payload:  b.payload,
+		PushType: apns2.EPushType(a.PushType),
+	}
+	if b.fields == nil {
+		n.CollapseID, n.Topic, n.Expiration, n.Priority = b.msg.CollapseID, b.s.topic, a.Expiration, a.Priority
+	} else {
+		expireNow = false // apns-expiration is one of the fields
 	}
 	clients := b.s.clients
 	for {
@@ -403,7 +446,7 @@ func (b *batch) Work() {
 		if b.perRequest {
 			ctx, cancel = context.WithTimeout(b.reqCtx, b.s.timeout)
 		}
-		rc := &reqContext{Context: ctx, expireNow: expireNow}
+		rc := &reqContext{Context: ctx, expireNow: expireNow, fields: b.fields}
 		resp, err := clients[(b.first+i)%len(clients)].PushWithContext(rc, n)
 		if cancel != nil {
 			cancel()

@@ -3,6 +3,8 @@ package apns
 import (
 	"context"
 	"net/http"
+
+	"github.com/owlpost/owlpost/internal/push/h2"
 )
 
 // reqContext is the per-request context handed to apns2.Client.PushWithContext.
@@ -17,6 +19,9 @@ type reqContext struct {
 	// do not store) when apns2 left the header out (it only sends times after
 	// the Unix epoch).
 	expireNow bool
+	// fields are the fast transport's header fields of the push
+	// (Sender.headerFields), answered for h2.FieldsKey.
+	fields []h2.Field
 	// retryAfter is the Retry-After header of a 429/5xx answer, set by the
 	// transport in the worker's own goroutine before PushWithContext returns.
 	retryAfter string
@@ -25,8 +30,13 @@ type reqContext struct {
 type reqContextKey struct{}
 
 func (c *reqContext) Value(key any) any {
-	if key == (reqContextKey{}) {
+	switch key {
+	case reqContextKey{}:
 		return c
+	case h2.FieldsKey{}:
+		if c.fields != nil {
+			return c.fields
+		}
 	}
 	return c.Context.Value(key)
 }

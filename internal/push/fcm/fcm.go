@@ -190,9 +190,13 @@ func New(opts Options) (*Sender, error) {
 			s.bases = append(s.bases, t)
 			base = t
 		}
-		hc := &http.Client{
-			Transport: &noLibraryRetry{base: &oauth2.Transport{Source: s.ts, Base: base}},
+		// The fast transport's requests carry the access token as a header
+		// field of their context (Sender.authorize); oauth2.Transport would
+		// clone every request and its header map to set it.
+		if s.fast == nil {
+			base = &oauth2.Transport{Source: s.ts, Base: base}
 		}
+		hc := &http.Client{Transport: &noLibraryRetry{base: base}}
 		// WithHTTPClient makes firebase use hc as is (its own credential
 		// handling is bypassed; hc carries the OAuth2 token itself).
 		appOpts := []option.ClientOption{option.WithHTTPClient(hc)}
@@ -333,6 +337,10 @@ func (s *Sender) Prepare(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			sc := &sendCtx{Context: ctx}
+			if err := s.authorize(sc); err != nil {
+				errs[i] = tokenError(err)
+				return
+			}
 			_, err := c.SendDryRun(sc, &messaging.Message{
 				Token: warmupToken,
 				Data:  map[string]string{"owlpost": "warmup"},
@@ -436,6 +444,10 @@ func (ch *chunk) Work() {
 			return
 		}
 		k := ch.idx[j]
+		if err := ch.s.authorize(sc); err != nil {
+			ch.results[k] = push.Result{Token: ch.tokens[k], Err: tokenError(err)}
+			continue
+		}
 		sc.sent, sc.transportErr = false, nil
 		id, err := ch.c.Send(sc, ch.msgs[j])
 		now := time.Now()
@@ -462,13 +474,41 @@ type sendCtx struct {
 	context.Context
 	sent         bool
 	transportErr error // the round trip failed without an HTTP answer (see noLibraryRetry)
+	// tok and fields: the access token the fast transport's requests carry
+	// (Sender.authorize), answered for h2.FieldsKey.
+	tok    *oauth2.Token
+	fields []h2.Field
+}
+
+// authorize sets sc's authorization header field from the current access
+// token, with the fast transport (the library's has oauth2.Transport). The
+// token source hands out the same token until it nears expiry, so the
+// field is built once per token and worker.
+func (s *Sender) authorize(sc *sendCtx) error {
+	if s.fast == nil {
+		return nil
+	}
+	tok, err := s.ts.Token()
+	if err != nil {
+		return err
+	}
+	if tok != sc.tok {
+		sc.tok = tok
+		sc.fields = []h2.Field{{Name: "authorization", Value: tok.Type() + " " + tok.AccessToken}}
+	}
+	return nil
 }
 
 type sendCtxKey struct{}
 
 func (c *sendCtx) Value(key any) any {
-	if key == (sendCtxKey{}) {
+	switch key {
+	case sendCtxKey{}:
 		return c
+	case h2.FieldsKey{}:
+		if c.fields != nil {
+			return c.fields
+		}
 	}
 	return c.Context.Value(key)
 }

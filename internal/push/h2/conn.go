@@ -83,6 +83,8 @@ type stream struct {
 	req  *http.Request
 	ctx  context.Context
 	body []byte
+	// fields are sent after req.Header's (FieldsKey).
+	fields []Field
 	// sig (cap 1) is signalled when resp or err is set, and after that when
 	// response DATA or the end of the stream arrives. Before the response
 	// nothing else signals it, so the caller's first receive means "answered".
@@ -231,9 +233,9 @@ func (c *conn) signal() {
 }
 
 // roundTrip queues one request and waits for its response headers.
-func (c *conn) roundTrip(req *http.Request, body []byte) (*http.Response, error) {
+func (c *conn) roundTrip(req *http.Request, body []byte, fields []Field) (*http.Response, error) {
 	ctx := req.Context()
-	s := &stream{c: c, req: req, ctx: ctx, body: body, sig: make(chan struct{}, 1)}
+	s := &stream{c: c, req: req, ctx: ctx, body: body, fields: fields, sig: make(chan struct{}, 1)}
 	c.mu.Lock()
 	if c.closed || c.goAway {
 		c.mu.Unlock()
@@ -633,6 +635,9 @@ func (c *conn) writeHeaders(s *stream, maxFrame uint32) error {
 		for _, v := range vv {
 			c.field(name, v)
 		}
+	}
+	for _, f := range s.fields {
+		c.field(f.Name, f.Value)
 	}
 	if len(s.body) > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
 		if c.clenStr == "" || c.clen != len(s.body) {

@@ -32,6 +32,9 @@
 //     on a connection and indexed from its second appearance on, so repeated
 //     fields (authorization, topic, the FCM path) cost one or two bytes each
 //     while one-off values (the APNs device path) do not evict them.
+//   - Header fields the caller sends with every request (a token, a topic)
+//     can travel in the request's context under FieldsKey as one shared
+//     slice, rather than in each request's header map.
 //   - The request's context (and Options.ResponseHeaderTimeout) bounds the
 //     wait; a cancelled stream is reset with RST_STREAM CANCEL.
 package h2

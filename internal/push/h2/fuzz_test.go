@@ -87,7 +87,7 @@ func FuzzResponse(f *testing.F) {
 		}
 		defer c.closeWith(ErrClosed, false)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://push.test/3/device/abc", strings.NewReader("{}"))
-		resp, err := c.roundTrip(req, []byte("{}"))
+		resp, err := c.roundTrip(req, []byte("{}"), nil)
 		if err != nil {
 			if resp != nil {
 				t.Fatal("a response with an error")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,17 +139,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := validHeaders(req.Header); err != nil {
 		return nil, err
 	}
+	ctx := req.Context()
+	fields, _ := ctx.Value(FieldsKey{}).([]Field)
+	if err := validFields(fields); err != nil {
+		return nil, err
+	}
 	p, err := t.pool(req.URL.Host)
 	if err != nil {
 		return nil, err
 	}
-	ctx := req.Context()
 	for attempt := 1; ; attempt++ {
 		c, err := p.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(req, body)
+		resp, err := c.roundTrip(req, body, fields)
 		if err == nil || !errors.Is(err, ErrNotProcessed) || attempt >= maxAttempts {
 			return resp, err
 		}
@@ -206,6 +211,36 @@ func validHeaders(h http.Header) error {
 				// The value may be a secret: name the field only.
 				return fmt.Errorf("h2: invalid header field value for %q", k)
 			}
+		}
+	}
+	return nil
+}
+
+// FieldsKey is the context key of header fields a request carries besides
+// its Header: when req.Context().Value(FieldsKey{}) is a []Field, those
+// fields are sent after the Header's. A caller sending the same fields with
+// many requests keeps one slice; set in each request's Header, every field
+// costs a map entry, a canonical key and a value slice per request, and
+// http.Client copies the map once more.
+type FieldsKey struct{}
+
+// Field is one request header field carried under FieldsKey. Name must be
+// lower case, as HTTP/2 sends it.
+type Field struct{ Name, Value string }
+
+// validFields checks fields as validHeaders checks a Header, and refuses
+// what only the transport may send.
+func validFields(fields []Field) error {
+	for _, f := range fields {
+		if !httpguts.ValidHeaderFieldName(f.Name) || strings.ToLower(f.Name) != f.Name {
+			return fmt.Errorf("h2: invalid header field name %q (lower case token)", f.Name)
+		}
+		switch f.Name {
+		case "connection", "proxy-connection", "transfer-encoding", "upgrade", "keep-alive", "host", "content-length", "te":
+			return fmt.Errorf("h2: header field %q is the transport's", f.Name)
+		}
+		if !httpguts.ValidHeaderFieldValue(f.Value) {
+			return fmt.Errorf("h2: invalid header field value for %q", f.Name)
 		}
 	}
 	return nil

@@ -95,6 +95,44 @@ func TestGoServerBurst(t *testing.T) {
 	}
 }
 
+// Fields carried in the request's context (FieldsKey) reach the server
+// beside the Header's, on every request of a connection (the second time
+// HPACK-indexed); fields the transport owns or that are not lower case are
+// refused before anything is sent.
+func TestContextFields(t *testing.T) {
+	srv, tlsConf := goServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Got", r.Header.Get("Apns-Topic")+"|"+r.Header.Get("Authorization")+"|"+r.Header.Get("X-N"))
+		w.WriteHeader(http.StatusOK)
+	}), 0)
+	tr := New(Options{TLSConfig: tlsConf, Conns: 1})
+	defer tr.Close()
+	fields := []Field{{"apns-topic", "com.example.app"}, {"authorization", "bearer abc"}}
+	send := func(fs []Field, n string) (*http.Response, error) {
+		ctx := context.WithValue(context.Background(), FieldsKey{}, fs)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/3/device/x", bytes.NewReader([]byte("{}")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-N", n)
+		return tr.RoundTrip(req)
+	}
+	for _, n := range []string{"1", "2", "3"} {
+		resp, err := send(fields, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if got, want := resp.Header.Get("X-Got"), "com.example.app|bearer abc|"+n; got != want {
+			t.Fatalf("request %s: server saw %q, want %q", n, got, want)
+		}
+	}
+	for _, bad := range [][]Field{{{"Apns-Topic", "x"}}, {{"content-length", "1"}}, {{"te", "trailers"}}, {{"x", "a\nb"}}, {{"", "x"}}} {
+		if _, err := send(bad, "bad"); err == nil {
+			t.Errorf("fields %q were sent", bad)
+		}
+	}
+}
+
 // Flow control both ways against Go's server: a request body larger than
 // the initial windows, and a response body that the client does not read
 // for a while (a stalled stream) while other requests on the same
