@@ -84,7 +84,9 @@
 // completes) the previous owner's open transaction and rejects anything the
 // previous owner still tries to commit (zombie fencing). The producer is
 // initialised when the partition is assigned, long before GO, so the fire
-// path has no InitProducerID round trip and the fencing happens early.
+// path has no InitProducerID round trip and the fencing happens early; its
+// metadata of the send and status topics is loaded then too (primeProducer),
+// so the fire's first transaction has no metadata round trip either.
 //
 // A partition's held batches are released in chunks, one transaction per
 // chunk: 1 batch first (the smallest produce request, so the first send task

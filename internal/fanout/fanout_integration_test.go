@@ -13,6 +13,7 @@ import (
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/testenv"
 	"github.com/owlpost/owlpost/internal/wire"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 func ready(want uint32) func(wire.Status) error {
@@ -58,6 +59,30 @@ func TestPrepareAndFire(t *testing.T) {
 	}
 	if got := value(st.m.tokensHeld.WithLabelValues("camp")); got != 80 {
 		t.Fatalf("tokens_held %v", got)
+	}
+	// Before GO every partition producer knows the topics a release writes
+	// to (primeProducer), and priming wrote nothing, not even an aborted
+	// transaction's marker, to the send topics.
+	st.mu.Lock()
+	for id, p := range st.parts {
+		for _, topic := range []string{e.cfg.Topics.SendIOS, e.cfg.Topics.SendAndroid, e.cfg.Topics.Status} {
+			if leader, _, err := p.prod.PartitionLeader(topic, 0); leader < 0 {
+				t.Errorf("partition %d: producer has no metadata of %s before GO (%v)", id, topic, err)
+			}
+		}
+	}
+	st.mu.Unlock()
+	adm := testenv.Admin(t, e.cfg)
+	for _, topic := range []string{e.cfg.Topics.SendIOS, e.cfg.Topics.SendAndroid} {
+		ends, err := adm.ListEndOffsets(context.Background(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err != nil || o.Offset != 0 {
+				t.Errorf("%s/%d before GO: end offset %d (%v), want 0", topic, o.Partition, o.Offset, o.Err)
+			}
+		})
 	}
 
 	// Redis says F1 won; a trigger naming another fire id must be ignored.

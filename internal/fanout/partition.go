@@ -225,10 +225,13 @@ func (s *Stage) newProducer(p *partition) (*kgo.Client, error) {
 		kgo.TransactionTimeout(txnTimeout),
 		kgo.RecordRetries(10),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		// The first release produces to topics this client has not seen yet
-		// (send topics, status); with the default 5 s minimum between
-		// metadata requests a partition could wait up to 5 s for them at GO.
+		// A metadata refresh the producer needs (a topic primeProducer could
+		// not load, a leader moved) should not wait the default 5 s minimum
+		// between metadata requests.
 		kgo.MetadataMinAge(100*time.Millisecond),
+		// Records go out at the chunk's Flush only, so that primeProducer
+		// can produce without sending.
+		kgo.ManualFlushing(),
 		// The produce connection is kept open while idle (see warmProducer);
 		// below the broker's default connections.max.idle.ms (10 min).
 		kgo.ConnIdleTimeout(producerIdle),
@@ -390,12 +393,57 @@ func (s *Stage) initPartition(p *partition) error {
 	if _, _, err := p.prod.ProducerID(p.ctx); err != nil {
 		return fmt.Errorf("init producer id: %w", err)
 	}
+	// Before GO, not on the fire path. A failure only costs the fire that
+	// round trip; a producer it left in a transaction fails its first
+	// release transaction, and is renewed (recoverProducer).
+	if err := s.primeProducer(p.ctx, p.prod); err != nil && p.ctx.Err() == nil {
+		s.log.Warn("fanout: loading the send topics' metadata before GO failed", "partition", p.id, "err", err)
+	}
 	ms, err := s.readMarkers(p.ctx, p.id)
 	if err != nil {
 		return err
 	}
 	p.markers = ms
 	return nil
+}
+
+// primeProducer loads the producer's metadata of the topics a release
+// writes to. franz-go loads a topic's metadata at the first produce to it,
+// which put a metadata round trip (and up to the client's minimum metadata
+// age) into the fire's first transaction of every partition whose producer
+// had not released before. The records produced here are only buffered
+// (manual flushing), then failed by AbortBufferedRecords, and the
+// transaction, to which nothing was added, ends without a request.
+func (s *Stage) primeProducer(ctx context.Context, prod *kgo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, txnTimeout)
+	defer cancel()
+	topics := []string{s.cfg.Topics.SendIOS, s.cfg.Topics.SendAndroid, s.cfg.Topics.Status}
+	if err := prod.BeginTransaction(); err != nil {
+		return err
+	}
+	for _, t := range topics {
+		prod.Produce(ctx, &kgo.Record{Topic: t}, nil)
+	}
+	var lerr error
+	for loaded := false; !loaded; {
+		loaded = true
+		for _, t := range topics {
+			if leader, _, err := prod.PartitionLeader(t, 0); leader < 0 {
+				loaded, lerr = false, err
+			}
+		}
+		if !loaded && !retry.Sleep(ctx, 5*time.Millisecond) {
+			break
+		}
+	}
+	err := prod.AbortBufferedRecords(ctx)
+	if err == nil {
+		err = prod.EndTransaction(ctx, kgo.TryAbort)
+	}
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("topics %v not loaded: %w", topics, errors.Join(ctx.Err(), lerr))
+	}
+	return err
 }
 
 // readMarkers reads, read_committed, the progress markers of one partition
