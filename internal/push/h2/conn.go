@@ -621,10 +621,10 @@ func (c *conn) writeHeaders(s *stream, maxFrame uint32) error {
 	c.field(":path", req.URL.RequestURI())
 	for k, vv := range req.Header {
 		name := c.wireName(k)
-		switch name {
-		case "connection", "proxy-connection", "transfer-encoding", "upgrade", "keep-alive", "host", "content-length":
+		switch {
+		case connectionField(name):
 			continue
-		case "te":
+		case name == "te":
 			for _, v := range vv {
 				if strings.EqualFold(v, "trailers") {
 					c.field(name, "trailers")

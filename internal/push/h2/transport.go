@@ -235,8 +235,7 @@ func validFields(fields []Field) error {
 		if !httpguts.ValidHeaderFieldName(f.Name) || strings.ToLower(f.Name) != f.Name {
 			return fmt.Errorf("h2: invalid header field name %q (lower case token)", f.Name)
 		}
-		switch f.Name {
-		case "connection", "proxy-connection", "transfer-encoding", "upgrade", "keep-alive", "host", "content-length", "te":
+		if connectionField(f.Name) || f.Name == "te" {
 			return fmt.Errorf("h2: header field %q is the transport's", f.Name)
 		}
 		if !httpguts.ValidHeaderFieldValue(f.Value) {
@@ -244,6 +243,16 @@ func validFields(fields []Field) error {
 		}
 	}
 	return nil
+}
+
+// connectionField reports whether a lower-case header name is one HTTP/2
+// does not carry (RFC 9113 8.2.2) or the transport sets itself.
+func connectionField(name string) bool {
+	switch name {
+	case "connection", "proxy-connection", "transfer-encoding", "upgrade", "keep-alive", "host", "content-length":
+		return true
+	}
+	return false
 }
 
 func (t *Transport) pool(authority string) (*pool, error) {
