@@ -360,8 +360,6 @@ func (s *Service) fire(ctx context.Context, id, by string, force bool) (FireOutc
 	if aborted {
 		return FireOutcome{}, fmt.Errorf("control: fire %s: %w by %s at %s", id, ErrAborted, ab.By, ab.At.UTC().Format(time.RFC3339))
 	}
-	now := s.now().UTC()
-	rec := guard.FireRecord{FireID: newID("fire", now), By: by, At: now, Force: force, Deadline: now.Add(def.Deadline.Std())}
 	_, fired, err := s.guard.FireOf(ctx, id)
 	if err != nil {
 		return FireOutcome{}, fmt.Errorf("control: fire %s: %w", id, guardErr(err))
@@ -380,6 +378,12 @@ func (s *Service) fire(ctx context.Context, id, by string, force bool) (FireOutc
 			return FireOutcome{}, fmt.Errorf("control: fire %s: %w", id, &NotReadyError{Reasons: reasons})
 		}
 	}
+	// The fire's time is taken once the press is found ready, right before
+	// the guard records it: the campaign fires then, and every "time from
+	// fire" (the trigger latency, the report's latencies) starts there, not
+	// at the readiness read before it.
+	now := s.now().UTC()
+	rec := guard.FireRecord{FireID: newID("fire", now), By: by, At: now, Force: force, Deadline: now.Add(def.Deadline.Std())}
 	// Every press goes through the guard, which confirms the winner on the
 	// replicas (redis.fire_replicas) before it is announced.
 	win, won, err := s.guard.Fire(ctx, id, rec)
