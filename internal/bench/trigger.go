@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/owlpost/owlpost/internal/config"
 	"github.com/owlpost/owlpost/internal/report"
@@ -13,9 +14,10 @@ import (
 // runTrigger is phase d, the trigger path alone: the pipeline's processes
 // started once, then o.Fires small campaigns (o.TriggerTokens each) planned,
 // prepared, held and fired one after another. Each fire's trigger latency
-// is the simulator's first arrival minus the fire record's time; the first
-// fire after the start is reported on its own too, since launch day's fire
-// is the first one of its processes.
+// is the simulator's first arrival minus the fire record's time; the press
+// latency is the same arrival minus the moment the bench called the control
+// API's fire. The first fire after the start is reported on its own too,
+// since launch day's fire is the first one of its processes.
 func runTrigger(ctx context.Context, cfg *config.Config, o Options, dir string, round int) (Metrics, error) {
 	id := fmt.Sprintf("%s-t%d", o.RunID, round)
 	s, w, closeAll, err := openStack(ctx, cfg, o, dir, id)
@@ -29,6 +31,7 @@ func runTrigger(ctx context.Context, cfg *config.Config, o Options, dir string, 
 		return nil, err
 	}
 	lat := make([]float64, 0, o.Fires)
+	press := make([]float64, 0, o.Fires) // from the API call, the launcher's view
 	for i := 1; i <= o.Fires; i++ {
 		r.cid = fmt.Sprintf("bench-trigger-%s-%02d", id, i)
 		if err := r.plan(ctx, fmt.Sprintf("owlbench.%s.audience-%02d", id, i), round*100+i); err != nil {
@@ -48,9 +51,11 @@ func runTrigger(ctx context.Context, cfg *config.Config, o Options, dir string, 
 		if err != nil {
 			return nil, err
 		}
-		lat = append(lat, float64(sim.First.Sub(rep.FiredAt).Microseconds())/1000)
+		lat = append(lat, ms(sim.First.Sub(rep.FiredAt)))
+		press = append(press, ms(sim.First.Sub(r.pressed)))
 		if o.Log != nil {
-			fmt.Fprintf(o.Log, "bench: trigger fire %d/%d: %.1f ms\n", i, o.Fires, lat[i-1])
+			fmt.Fprintf(o.Log, "bench: trigger fire %d/%d: %.1f ms from the fire record, %.1f ms from the press\n",
+				i, o.Fires, lat[i-1], press[i-1])
 		}
 	}
 	var m Metrics
@@ -59,5 +64,9 @@ func runTrigger(ctx context.Context, cfg *config.Config, o Options, dir string, 
 	m.Add("trigger.median_ms", "ms", median(lat))
 	m.Add("trigger.min_ms", "ms", slices.Min(lat))
 	m.Add("trigger.max_ms", "ms", slices.Max(lat))
+	m.Add("trigger.press_median_ms", "ms", median(press))
+	m.Add("trigger.press_first_fire_ms", "ms", press[0])
 	return m, nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
