@@ -272,7 +272,7 @@ func (r *pipelineRun) measure(ctx context.Context, dir string, sim pushsim.Stats
 	}
 
 	m, l, tokens := &r.m, rep.Latency, r.o.Tokens
-	m.Add("pipeline.trigger_to_first_accepted", "ms", float64(sim.First.Sub(rep.FiredAt).Microseconds())/1000)
+	m.Add("pipeline.trigger_to_first_accepted", "ms", ms(sim.First.Sub(rep.FiredAt)))
 	if fanTriggerN > 0 {
 		m.Add("pipeline.fanout_trigger_mean", "ms", 1000*fanTrigger/fanTriggerN)
 	}
