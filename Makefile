@@ -78,7 +78,8 @@ bench:
 # Fault-injection suite (issue 6): each case runs a real campaign against the
 # dev stack with separate processes (pushsim, fanout x2, senders, owlctl),
 # injects one fault and checks the simulator's delivery record; then the table
-# in RELIABILITY.md is rewritten from the figures (exit status: the tests').
+# in RELIABILITY.md is rewritten from the figures (exit status: the tests'). Every process's whole log is kept
+# under fault-out/logs/<test>/ (fault-out/logs/library/ for the library-transport re-runs).
 # The cases stop and restart the stack's Kafka and Redis, so never run this
 # next to other tests on the same stack; for a private stack set OWLPOST_STATE,
 # OWLPOST_KAFKA_PORT, OWLPOST_KAFKA_CONTROLLER_PORT and OWLPOST_REDIS_PORT. OWLPOST_FAULT_TRANSPORT=library|fast
@@ -91,10 +92,11 @@ FAULT_LIBRARY_CASES ?= ^(TestSenderKilled|TestProviderStorm|TestDeadlineShorterT
 fault:
 	scripts/devstack.sh up >/dev/null
 	$(GO) build -o $(BIN)/ ./cmd/...
-	@mkdir -p $(dir $(FAULT_OUT)) && rm -f $(FAULT_OUT)
-	@cl="$$(scripts/devstack.sh up --cluster)" && eval "$$cl" || exit 1; rc=0; OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 60m -v \
+	@mkdir -p $(dir $(FAULT_OUT)) && rm -rf $(FAULT_OUT) $(dir $(FAULT_OUT))logs
+	@cl="$$(scripts/devstack.sh up --cluster)" && eval "$$cl" || exit 1; rc=0; export OWLPOST_E2E_LOGS=$(dir $(FAULT_OUT))logs; \
+	OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 60m -v \
 		./internal/fault/... 2>&1 | tee $(dir $(FAULT_OUT))test.log; rc=$${PIPESTATUS[0]}; \
-	OWLPOST_FAULT_TRANSPORT=library OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 20m -v \
+	OWLPOST_FAULT_TRANSPORT=library OWLPOST_E2E_LOGS=$(dir $(FAULT_OUT))logs/library OWLPOST_RELIABILITY_OUT=$(FAULT_OUT) $(GO) test -tags fault -p 1 -count=1 -timeout 20m -v \
 		-run '$(FAULT_LIBRARY_CASES)' ./internal/fault/ 2>&1 | tee $(dir $(FAULT_OUT))test-library.log; [ $${PIPESTATUS[0]} = 0 ] || rc=1; \
 	$(GO) run ./internal/fault/cmd/reliability -in $(FAULT_OUT) -doc RELIABILITY.md -cmd "make fault" || rc=1; \
 	exit $$rc

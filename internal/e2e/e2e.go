@@ -205,7 +205,8 @@ func Start(t testing.TB, s Spec) *Proc {
 	if s.Config != "" {
 		env = append([]string{"OWLPOST_CONFIG=" + s.Config}, env...)
 	}
-	p := &Proc{Name: s.Name, Path: s.Binary, Args: s.Args, Env: env, t: t, log: filepath.Join(t.TempDir(), s.Name+".log")}
+	p := &Proc{Name: s.Name, Path: s.Binary, Args: s.Args, Env: env, t: t, log: filepath.Join(logDir(t), s.Name+".log")}
+	digestOnFailure(t, p)
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -214,6 +215,82 @@ func Start(t testing.TB, s Spec) *Proc {
 	})
 	p.start()
 	return p
+}
+
+// digests holds, per test, the processes whose warnings are summed up when
+// it fails.
+var digests = struct {
+	sync.Mutex
+	m map[testing.TB][]*Proc
+}{m: map[testing.TB][]*Proc{}}
+
+// digestOnFailure adds p to t's digest. The test's first process registers
+// the digest's cleanup, which runs after the others (cleanups run last
+// registered first): a failed test's output then ends with each process's
+// last warnings, so that what went wrong is in the last lines, where a
+// truncated CI log still shows it.
+func digestOnFailure(t testing.TB, p *Proc) {
+	digests.Lock()
+	defer digests.Unlock()
+	first := len(digests.m[t]) == 0
+	digests.m[t] = append(digests.m[t], p)
+	if !first {
+		return
+	}
+	t.Cleanup(func() {
+		digests.Lock()
+		procs := digests.m[t]
+		delete(digests.m, t)
+		digests.Unlock()
+		if !t.Failed() {
+			return
+		}
+		var b strings.Builder
+		for _, p := range procs {
+			for _, l := range p.lastWarnings(3) {
+				fmt.Fprintf(&b, "\n%s: %s", p.Name, l)
+			}
+		}
+		if b.Len() > 0 {
+			t.Logf("--- the last warnings of each process ---%s", b.String())
+		}
+	})
+}
+
+// lastWarnings returns the log's last n WARN and ERROR lines, cut to 300
+// bytes, leaving out the client's repeated dial failures while a broker is
+// down.
+func (p *Proc) lastWarnings(n int) []string {
+	b, _ := os.ReadFile(p.log)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, "level=WARN") && !strings.Contains(l, "level=ERROR") ||
+			strings.Contains(l, "unable to open connection to broker") {
+			continue
+		}
+		if len(l) > 300 {
+			l = l[:300] + "..."
+		}
+		out = append(out, l)
+	}
+	return out[max(0, len(out)-n):]
+}
+
+// EnvLogs names a directory under which the processes' logs are kept, one
+// subdirectory per test ("make fault" sets it to fault-out/logs), so that a
+// failed case's whole timeline can be read afterwards, not only the tails.
+const EnvLogs = "OWLPOST_E2E_LOGS"
+
+func logDir(t testing.TB) string {
+	root := os.Getenv(EnvLogs)
+	if root == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(root, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatalf("e2e: %s: %v", EnvLogs, err)
+	}
+	return dir
 }
 
 func (p *Proc) start() {

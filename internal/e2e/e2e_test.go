@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -70,5 +72,28 @@ func TestProcKillRestart(t *testing.T) {
 	}
 	if !strings.Contains(p.Tail(3), "term") {
 		t.Fatalf("SIGTERM not delivered: %q", p.Tail(3))
+	}
+}
+
+func TestLastWarnings(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "x.log")
+	lines := []string{
+		"time=1 level=INFO msg=a",
+		"time=2 level=WARN msg=b",
+		`time=3 level=WARN msg="kafka client: unable to open connection to broker"`,
+		"time=4 level=ERROR msg=c " + strings.Repeat("x", 400),
+		"time=5 level=WARN msg=d",
+		"time=6 level=INFO msg=e",
+	}
+	if err := os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{log: log}
+	got := p.lastWarnings(2)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "time=4 level=ERROR") || len(got[0]) != 303 || got[1] != "time=5 level=WARN msg=d" {
+		t.Fatalf("lastWarnings(2) = %q", got)
+	}
+	if got := p.lastWarnings(10); len(got) != 3 || got[0] != "time=2 level=WARN msg=b" {
+		t.Fatalf("lastWarnings(10) = %q", got)
 	}
 }

@@ -45,12 +45,18 @@ const (
 	firstChunk     = 1                // batches in the first transaction of a partition: the smallest, for trigger latency
 	maxChunk       = 256              // batches per transaction once under way (chosen by measurement, see doc)
 	maxChunkBytes  = 8 << 20          // and at most this many bytes of batch values
-	revokeWait     = 10 * time.Second
-	closeFlush     = 5 * time.Second
-	controlWait    = 100 * time.Millisecond // FetchMaxWait of the control reader
-	publishEvery   = 500 * time.Millisecond // progress status throttle
-	warmEvery      = 2 * time.Second        // an idle partition producer re-opens its produce connection
-	producerIdle   = 9 * time.Minute        // partition producers' connection idle timeout
+	// initTimeout bounds each step of a partition's initialisation (the
+	// InitProducerID that fences the previous owner, the markers' read):
+	// either waits at most for a transaction timeout plus a leader move. A
+	// step that takes longer is logged with where it stopped and retried
+	// with a new producer instead of waiting on the old one for good.
+	initTimeout  = 3 * txnTimeout
+	revokeWait   = 10 * time.Second
+	closeFlush   = 5 * time.Second
+	controlWait  = 100 * time.Millisecond // FetchMaxWait of the control reader
+	publishEvery = 500 * time.Millisecond // progress status throttle
+	warmEvery    = 2 * time.Second        // an idle partition producer re-opens its produce connection
+	producerIdle = 9 * time.Minute        // partition producers' connection idle timeout
 )
 
 // Guard is the part of the Redis guard the fanout needs. Both methods

@@ -180,15 +180,16 @@ func (s *Stage) runPartition(p *partition) {
 	s.mu.Lock()
 	p.prod = prod
 	s.mu.Unlock()
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		err = s.initPartition(p)
-		if err == nil {
-			break
-		}
-		s.log.Warn("fanout: partition init, retrying", "partition", p.id, "err", err)
+	// A retry starts over with a new producer (same transactional id): a
+	// client left waiting on a coordinator or leader that went away is not
+	// asked again.
+	err = s.initPartition(p)
+	for backoff := 100 * time.Millisecond; err != nil; backoff = min(2*backoff, 5*time.Second) {
+		s.log.Warn("fanout: partition init failed; retrying with a new producer", "partition", p.id, "err", err)
 		if !retry.Sleep(p.ctx, backoff) {
 			return
 		}
+		err = s.renewProducer(p)
 	}
 	s.mu.Lock()
 	p.ready = true
@@ -390,7 +391,9 @@ func (s *Stage) renewProducer(p *partition) error {
 // open transaction before answering), then reads the markers, which from now
 // on only this producer can change.
 func (s *Stage) initPartition(p *partition) error {
-	if _, _, err := p.prod.ProducerID(p.ctx); err != nil {
+	ctx, cancel := context.WithTimeout(p.ctx, initTimeout)
+	defer cancel()
+	if _, _, err := p.prod.ProducerID(ctx); err != nil {
 		return fmt.Errorf("init producer id: %w", err)
 	}
 	// Before GO, not on the fire path. A failure only costs the fire that
@@ -399,7 +402,9 @@ func (s *Stage) initPartition(p *partition) error {
 	if err := s.primeProducer(p.ctx, p.prod); err != nil && p.ctx.Err() == nil {
 		s.log.Warn("fanout: loading the send topics' metadata before GO failed", "partition", p.id, "err", err)
 	}
-	ms, err := s.readMarkers(p.ctx, p.id)
+	ctx, cancel = context.WithTimeout(p.ctx, initTimeout)
+	defer cancel()
+	ms, err := s.readMarkers(ctx, p.id)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,6 +206,53 @@ func TestWaitReadable(t *testing.T) {
 		if n := len(seen); n != len(want) {
 			t.Fatalf("round %d: snapshot after WaitReadable holds %d of the %d committed records", round, n, len(want))
 		}
+	}
+}
+
+// TestSnapshotStoppedByOpenTransaction: a read to a partition's high
+// watermark (WrittenEnds) cannot pass a transaction still open on it; when
+// its context ends, the error says where the read stopped, so that a log
+// tells a last stable offset held by a transaction from a partition that
+// answers nothing.
+func TestSnapshotStoppedByOpenTransaction(t *testing.T) {
+	cfg := testenv.Config(t)
+	testenv.Topics(t, cfg)
+	ctx := testenv.Context(t, time.Minute)
+	topic := cfg.Topics.Status
+	adm := testenv.Admin(t, cfg)
+	plain := testenv.Client(t, cfg, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Key: []byte("k"), Value: []byte("committed")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	txn := testenv.Client(t, cfg, kgo.TransactionalID(cfg.Fanout.TransactionalID+"-open"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Key: []byte("k"), Value: []byte("open")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = txn.EndTransaction(context.Background(), kgo.TryAbort) }()
+	ends, err := kafka.WrittenEnds(ctx, adm, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ends[0] != 2 {
+		t.Fatalf("partition 0 ends at %d, want 2 (one committed record, one in the open transaction)", ends[0])
+	}
+	opts, _ := kafka.Opts(cfg)
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var got []string
+	err = kafka.ReadSnapshot(rctx, opts, topic, map[int32]int64{0: ends[0]}, func(r *kgo.Record) error {
+		got = append(got, string(r.Value))
+		return nil
+	})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "partition 0 at 1 of 2") {
+		t.Fatalf("read past an open transaction: %v, want a deadline error saying partition 0 at 1 of 2", err)
+	}
+	if len(got) != 1 || got[0] != "committed" {
+		t.Fatalf("read %q before the open transaction, want [committed]", got)
 	}
 }
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,6 +162,7 @@ func ReadRange(ctx context.Context, base []kgo.Opt, topic string, starts map[int
 		wg.Wait()
 	}()
 
+	reached := map[int32]int64{} // the offset after the last record fetched, per partition
 	for len(remaining) > 0 {
 		fs := cl.PollFetches(wctx)
 		if wctx.Err() != nil {
@@ -179,6 +183,7 @@ func ReadRange(ctx context.Context, base []kgo.Opt, topic string, starts map[int
 				return
 			}
 			recs := fp.Records
+			reached[fp.Partition] = recs[len(recs)-1].Offset + 1
 			// Drop records beyond the snapshot.
 			cut := sort.Search(len(recs), func(i int) bool { return recs[i].Offset >= end })
 			done := cut < len(recs) || recs[len(recs)-1].Offset >= end-1
@@ -205,6 +210,17 @@ func ReadRange(ctx context.Context, base []kgo.Opt, topic string, starts map[int
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
+	}
+	if err := ctx.Err(); err != nil && len(remaining) > 0 {
+		// Where the read stopped tells a partition without a leader (nothing
+		// fetched) from one whose last stable offset is held by an open
+		// transaction (fetched up to it).
+		parts := slices.Sorted(maps.Keys(remaining))
+		where := make([]string, len(parts))
+		for i, p := range parts {
+			where[i] = fmt.Sprintf("partition %d at %d of %d", p, reached[p], remaining[p])
+		}
+		return fmt.Errorf("kafka: snapshot %s: not read to its end (%s): %w", topic, strings.Join(where, ", "), err)
 	}
 	return ctx.Err()
 }
