@@ -62,6 +62,40 @@ func (s *stack) node(verb, node string) {
 	}
 }
 
+// waitInSync waits until every partition of the cluster, internal topics
+// included, has a leader and all its replicas in sync: a broker an earlier
+// case killed and restarted may still be catching up, and a kill landing
+// then would leave some partitions one in-sync replica, below
+// min.insync.replicas, which is two faults, not the one a case injects.
+func (s *stack) waitInSync() {
+	s.t.Helper()
+	adm := kadm.NewClient(s.cl)
+	start := time.Now()
+	e2e.WaitFor(s.t, 2*time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		md, err := adm.Metadata(ctx)
+		if err != nil {
+			return err
+		}
+		var behind []string
+		for _, td := range md.Topics.Sorted() {
+			for _, pd := range td.Partitions.Sorted() {
+				if pd.Leader < 0 || len(pd.ISR) < len(pd.Replicas) {
+					behind = append(behind, fmt.Sprintf("%s/%d (leader %d, in sync %v of %v)", td.Topic, pd.Partition, pd.Leader, pd.ISR, pd.Replicas))
+				}
+			}
+		}
+		if len(behind) > 0 {
+			return fmt.Errorf("%d partitions not fully in sync, first %s", len(behind), behind[0])
+		}
+		return nil
+	})
+	if d := time.Since(start); d > time.Second {
+		s.t.Logf("the cluster was fully in sync after %.1f s", d.Seconds())
+	}
+}
+
 // restoreNodeOnCleanup heals and starts node when the case ends, pass or
 // fail (both verbs are no-ops on a node that is up).
 func restoreNodeOnCleanup(t *testing.T, node string) {

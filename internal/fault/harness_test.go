@@ -158,6 +158,9 @@ func newStack(t *testing.T, o opts) *stack {
 	s := &stack{t: t, o: o, cfg: cfg, bin: e2e.Build(t), ctx: testenv.Context(t, 15*time.Minute),
 		procs: map[string]*e2e.Proc{}, metrics: map[string]string{}}
 	s.cl = testenv.Client(t, cfg)
+	if o.cluster {
+		s.waitInSync()
+	}
 	s.rdb = testenv.Redis(t, cfg)
 	s.startSim()
 	s.cfgFile = e2e.ConfigFile(t, cfg)
