@@ -152,7 +152,9 @@
 // earlier epoch was settled. The markers are read up to the status topic's
 // high watermarks (read_committed), not its last stable offsets, so another
 // partition's open transaction cannot hide a marker committed after it
-// opened.
+// opened. Each step of a partition's initialisation (the InitProducerID, the
+// markers' read) gives up after initTimeout (30 s) and says where it
+// stopped; the retry starts with a new producer under the same id.
 //
 // Windows that remain: a killed instance's open transaction stays open until
 // its partitions' new owner initialises (at most the session timeout, 10 s)

@@ -218,7 +218,11 @@ func ReadRange(ctx context.Context, base []kgo.Opt, topic string, starts map[int
 		parts := slices.Sorted(maps.Keys(remaining))
 		where := make([]string, len(parts))
 		for i, p := range parts {
-			where[i] = fmt.Sprintf("partition %d at %d of %d", p, reached[p], remaining[p])
+			if at, ok := reached[p]; ok {
+				where[i] = fmt.Sprintf("partition %d at %d of %d", p, at, remaining[p])
+			} else {
+				where[i] = fmt.Sprintf("partition %d: nothing fetched, end %d", p, remaining[p])
+			}
 		}
 		return fmt.Errorf("kafka: snapshot %s: not read to its end (%s): %w", topic, strings.Join(where, ", "), err)
 	}
