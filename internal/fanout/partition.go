@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/owlpost/owlpost/internal/kafka"
 	"github.com/owlpost/owlpost/internal/retry"
@@ -322,6 +324,13 @@ func (s *Stage) recoverProducer(p *partition, cause error) {
 // partition id in the group's current, stable generation. An error means it
 // cannot tell now (no answer, a rebalance under way). It reads the classic
 // group protocol's DescribeGroups, the protocol the fanout group uses.
+//
+// The coordinator is looked up afresh on every call (FindCoordinator, which
+// any broker answers) and asked directly. franz-go caches a group's
+// coordinator for its sharded requests (kadm's DescribeGroups) and does not
+// drop the entry when the broker cannot be dialed: after the coordinator's
+// broker died, every later ask went to it until it came back, and the
+// partition's release waited that long.
 func (s *Stage) ownedHere(ctx context.Context, id int32) (bool, error) {
 	s.mu.Lock()
 	g := s.group
@@ -333,16 +342,26 @@ func (s *Stage) ownedHere(ctx context.Context, id int32) (bool, error) {
 	if member == "" {
 		return false, errors.New("not joined to the group")
 	}
-	ds, err := s.adm.DescribeGroups(ctx, s.cfg.Fanout.Group)
-	if err != nil {
-		return false, err
-	}
-	d, ok := ds[s.cfg.Fanout.Group]
+	group := s.cfg.Fanout.Group
+	coord, ok := s.adm.FindGroupCoordinators(ctx, group)[group]
 	if !ok {
-		return false, errors.New("group not described")
+		return false, errors.New("no coordinator found for the group")
 	}
-	if d.Err != nil {
-		return false, d.Err
+	if coord.Err != nil {
+		return false, fmt.Errorf("find the group's coordinator: %w", coord.Err)
+	}
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	resp, err := req.RequestWith(ctx, s.out.Broker(int(coord.NodeID)))
+	if err != nil {
+		return false, fmt.Errorf("describe the group at its coordinator %d: %w", coord.NodeID, err)
+	}
+	if len(resp.Groups) != 1 {
+		return false, fmt.Errorf("the coordinator described %d groups, asked for 1", len(resp.Groups))
+	}
+	d := resp.Groups[0]
+	if err := kerr.ErrorForCode(d.ErrorCode); err != nil {
+		return false, fmt.Errorf("describe the group at its coordinator %d: %w", coord.NodeID, err)
 	}
 	if d.State != "Stable" {
 		return false, fmt.Errorf("group %s is %s", d.Group, d.State)
@@ -351,11 +370,11 @@ func (s *Stage) ownedHere(ctx context.Context, id int32) (bool, error) {
 		if m.MemberID != member {
 			continue
 		}
-		c, ok := m.Assigned.AsConsumer()
-		if !ok {
-			return false, errors.New("member assignment does not decode")
+		var a kmsg.ConsumerMemberAssignment
+		if err := a.ReadFrom(m.MemberAssignment); err != nil {
+			return false, fmt.Errorf("member assignment does not decode: %w", err)
 		}
-		for _, t := range c.Topics {
+		for _, t := range a.Topics {
 			if t.Topic == s.cfg.Topics.Batches && slices.Contains(t.Partitions, id) {
 				return true, nil
 			}

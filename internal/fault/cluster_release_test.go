@@ -70,6 +70,40 @@ func TestClusterTxnCoordinatorKilled(t *testing.T) {
 		node, n, s.cfg.Topics.BatchesPartitions, after, s.manifest.Batches(), last.Sub(killed).Seconds(), released)
 }
 
+// TestClusterGroupCoordinatorKilled: kill -9 the broker that coordinates
+// the fanout group as soon as the release is under way. The group moves to
+// another coordinator (the members rejoin, the partitions may move), and a
+// fanout whose release transaction failed asks the group's current
+// coordinator, not the dead one, who owns its partition: every batch is on
+// the send topics exactly once. (A cached coordinator that was never
+// dropped once held two partitions' release until the broker came back.)
+func TestClusterGroupCoordinatorKilled(t *testing.T) {
+	row := newClusterRow(t, "kill -9 the broker coordinating the fanout group mid-release")
+	t.Setenv(config.EnvName("fanout.release_pace"), killPace.String())
+	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
+	s.row = row
+	s.define(clusterSpec(105), campaignSpec{})
+	s.prepare()
+	coord := s.groupCoordinator(s.cfg.Fanout.Group)
+	n := s.txnCoordinators()[coord]
+	node := brokerNode(coord)
+	restoreNodeOnCleanup(t, node)
+	wait, seen := s.pressWhenReleasing()
+	s.node("kill", node)
+	killed := time.Now()
+	wait()
+	s.waitAllBatches()
+	released := s.onceOnSendTopics()
+	after, last := s.producedAfter(killed)
+	also := fmt.Sprintf("%d of %d fanout transactional ids", n, s.cfg.Topics.BatchesPartitions)
+	t.Logf("killed %s (group coordinator; transaction coordinator of %s) after the first %d send tasks; %d of %d send tasks produced after the kill, the last %.1f s after it",
+		node, also, seen, after, released, last.Sub(killed).Seconds())
+	s.node("start", node)
+	s.result(row, outcome{})
+	row.Note = fmt.Sprintf("killed %s, the fanout group's coordinator (and coordinator of %s), mid-release (%d of %d batches produced after the kill, the last %.1f s after it); every batch on the send topics exactly once (%d)",
+		node, also, after, s.manifest.Batches(), last.Sub(killed).Seconds(), released)
+}
+
 // TestClusterControllerKilled: kill -9 the active KRaft controller (with
 // combined roles, a broker too) as soon as the release is under way. The
 // remaining two voters elect a new controller, which fences the dead broker

@@ -141,6 +141,19 @@ func (s *stack) busiestSendLeader() (string, int32, int32) {
 // txnCoordinator returns the broker that coordinates most of the fanout's
 // transactional ids (one per batches partition) and how many it has.
 func (s *stack) txnCoordinator() (int32, int) {
+	count := s.txnCoordinators()
+	var best int32 = -1
+	for id, n := range count {
+		if best < 0 || n > count[best] || (n == count[best] && id < best) {
+			best = id
+		}
+	}
+	return best, count[best]
+}
+
+// txnCoordinators counts the fanout's transactional ids per coordinating
+// broker.
+func (s *stack) txnCoordinators() map[int32]int {
 	t := s.t
 	t.Helper()
 	ids := make([]string, s.cfg.Topics.BatchesPartitions)
@@ -157,13 +170,20 @@ func (s *stack) txnCoordinator() (int32, int) {
 	for _, r := range resps {
 		count[r.NodeID]++
 	}
-	var best int32 = -1
-	for id, n := range count {
-		if best < 0 || n > count[best] || (n == count[best] && id < best) {
-			best = id
-		}
+	return count
+}
+
+// groupCoordinator returns the broker coordinating group.
+func (s *stack) groupCoordinator(group string) int32 {
+	t := s.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	r, ok := kadm.NewClient(s.cl).FindGroupCoordinators(ctx, group)[group]
+	if !ok || r.Err != nil {
+		t.Fatalf("coordinator of group %s: %v", group, r.Err)
 	}
-	return best, count[best]
+	return r.NodeID
 }
 
 // activeController returns the leader of the KRaft metadata quorum (the
