@@ -39,6 +39,40 @@ func (s *stack) producedAfter(at time.Time) (n int, last time.Time) {
 	return n, last
 }
 
+// killMidRelease is a case that kills -9 one broker as soon as a paced
+// release (700 batches) is under way: pick chooses the broker once the
+// campaign is prepared and says what it is; after, if not nil, runs once
+// the press has returned and says what followed. Every batch must be on the
+// send topics exactly once, and some must have been produced after the kill.
+func killMidRelease(t *testing.T, name string, seed int64, pick func(*stack) (int32, string), after func(s *stack, killed int32) string) {
+	row := newClusterRow(t, name)
+	t.Setenv(config.EnvName("fanout.release_pace"), killPace.String())
+	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
+	s.row = row
+	s.define(clusterSpec(seed), campaignSpec{})
+	s.prepare()
+	id, role := pick(s)
+	node := brokerNode(id)
+	restoreNodeOnCleanup(t, node)
+	wait, seen := s.pressWhenReleasing()
+	s.node("kill", node)
+	killed := time.Now()
+	wait()
+	then := ""
+	if after != nil {
+		then = "; " + after(s, id)
+	}
+	s.waitAllBatches()
+	released := s.onceOnSendTopics()
+	n, last := s.producedAfter(killed)
+	t.Logf("killed %s (%s) after the first %d send tasks%s; %d of %d send tasks produced after the kill, the last %.1f s after it",
+		node, role, seen, then, n, released, last.Sub(killed).Seconds())
+	s.node("start", node)
+	s.result(row, outcome{})
+	row.Note = fmt.Sprintf("killed %s (%s) mid-release (%d of %d batches produced after the kill, the last %.1f s after it)%s; every batch on the send topics exactly once (%d)",
+		node, role, n, s.manifest.Batches(), last.Sub(killed).Seconds(), then, released)
+}
+
 // TestClusterTxnCoordinatorKilled: kill -9 the broker that coordinates the
 // fanout's transactions as soon as the release is under way. The
 // transaction state log (replication factor 3) has in-sync copies on the
@@ -46,28 +80,10 @@ func (s *stack) producedAfter(at time.Time) (n int, last time.Time) {
 // aborted or completed as their state says, the fanout goes on from its
 // progress markers, and every batch is on the send topics exactly once.
 func TestClusterTxnCoordinatorKilled(t *testing.T) {
-	row := newClusterRow(t, "kill -9 the broker coordinating the fanout's transactions mid-release")
-	t.Setenv(config.EnvName("fanout.release_pace"), killPace.String())
-	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
-	s.row = row
-	s.define(clusterSpec(102), campaignSpec{})
-	s.prepare()
-	coord, n := s.txnCoordinator()
-	node := brokerNode(coord)
-	restoreNodeOnCleanup(t, node)
-	wait, seen := s.pressWhenReleasing()
-	s.node("kill", node)
-	killed := time.Now()
-	wait()
-	s.waitAllBatches()
-	released := s.onceOnSendTopics()
-	after, last := s.producedAfter(killed)
-	t.Logf("killed %s (coordinator of %d of %d fanout transactional ids) after the first %d send tasks; %d of %d send tasks produced after the kill, the last %.1f s after it",
-		node, n, s.cfg.Topics.BatchesPartitions, seen, after, released, last.Sub(killed).Seconds())
-	s.node("start", node)
-	s.result(row, outcome{})
-	row.Note = fmt.Sprintf("killed %s (coordinator of %d of %d transactional ids) mid-release (%d of %d batches produced after the kill, the last %.1f s after it); every batch on the send topics exactly once (%d)",
-		node, n, s.cfg.Topics.BatchesPartitions, after, s.manifest.Batches(), last.Sub(killed).Seconds(), released)
+	killMidRelease(t, "kill -9 the broker coordinating the fanout's transactions mid-release", 102, func(s *stack) (int32, string) {
+		coord, n := s.txnCoordinator()
+		return coord, fmt.Sprintf("coordinator of %d of %d transactional ids", n, s.cfg.Topics.BatchesPartitions)
+	}, nil)
 }
 
 // TestClusterGroupCoordinatorKilled: kill -9 the broker that coordinates
@@ -78,30 +94,11 @@ func TestClusterTxnCoordinatorKilled(t *testing.T) {
 // the send topics exactly once. (A cached coordinator that was never
 // dropped once held two partitions' release until the broker came back.)
 func TestClusterGroupCoordinatorKilled(t *testing.T) {
-	row := newClusterRow(t, "kill -9 the broker coordinating the fanout group mid-release")
-	t.Setenv(config.EnvName("fanout.release_pace"), killPace.String())
-	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
-	s.row = row
-	s.define(clusterSpec(105), campaignSpec{})
-	s.prepare()
-	coord := s.groupCoordinator(s.cfg.Fanout.Group)
-	n := s.txnCoordinators()[coord]
-	node := brokerNode(coord)
-	restoreNodeOnCleanup(t, node)
-	wait, seen := s.pressWhenReleasing()
-	s.node("kill", node)
-	killed := time.Now()
-	wait()
-	s.waitAllBatches()
-	released := s.onceOnSendTopics()
-	after, last := s.producedAfter(killed)
-	also := fmt.Sprintf("%d of %d fanout transactional ids", n, s.cfg.Topics.BatchesPartitions)
-	t.Logf("killed %s (group coordinator; transaction coordinator of %s) after the first %d send tasks; %d of %d send tasks produced after the kill, the last %.1f s after it",
-		node, also, seen, after, released, last.Sub(killed).Seconds())
-	s.node("start", node)
-	s.result(row, outcome{})
-	row.Note = fmt.Sprintf("killed %s, the fanout group's coordinator (and coordinator of %s), mid-release (%d of %d batches produced after the kill, the last %.1f s after it); every batch on the send topics exactly once (%d)",
-		node, also, after, s.manifest.Batches(), last.Sub(killed).Seconds(), released)
+	killMidRelease(t, "kill -9 the broker coordinating the fanout group mid-release", 105, func(s *stack) (int32, string) {
+		coord := s.groupCoordinator(s.cfg.Fanout.Group)
+		return coord, fmt.Sprintf("the fanout group's coordinator, and coordinator of %d of %d transactional ids",
+			s.txnCoordinators()[coord], s.cfg.Topics.BatchesPartitions)
+	}, nil)
 }
 
 // TestClusterControllerKilled: kill -9 the active KRaft controller (with
@@ -109,35 +106,18 @@ func TestClusterGroupCoordinatorKilled(t *testing.T) {
 // remaining two voters elect a new controller, which fences the dead broker
 // and moves its leaderships; the release and the sends complete.
 func TestClusterControllerKilled(t *testing.T) {
-	row := newClusterRow(t, "kill -9 the active KRaft controller mid-release")
-	t.Setenv(config.EnvName("fanout.release_pace"), killPace.String())
-	s := newStack(t, opts{cluster: true, iosBatch: 20, androidBatch: 10})
-	s.row = row
-	s.define(clusterSpec(103), campaignSpec{})
-	s.prepare()
-	ctrl := s.activeController()
-	node := brokerNode(ctrl)
-	restoreNodeOnCleanup(t, node)
-	wait, seen := s.pressWhenReleasing()
-	s.node("kill", node)
-	killed := time.Now()
-	wait()
-	var next int32
-	e2e.WaitFor(t, time.Minute, func() error {
-		if next = s.activeController(); next == ctrl || next < 0 {
-			return fmt.Errorf("the quorum still names %d as controller", next)
-		}
-		return nil
+	killMidRelease(t, "kill -9 the active KRaft controller mid-release", 103, func(s *stack) (int32, string) {
+		return s.activeController(), "the active controller"
+	}, func(s *stack, ctrl int32) string {
+		var next int32
+		e2e.WaitFor(s.t, time.Minute, func() error {
+			if next = s.activeController(); next == ctrl || next < 0 {
+				return fmt.Errorf("the quorum still names %d as controller", next)
+			}
+			return nil
+		})
+		return fmt.Sprintf("kafka-%d took over", next)
 	})
-	s.waitAllBatches()
-	released := s.onceOnSendTopics()
-	after, last := s.producedAfter(killed)
-	t.Logf("killed the controller %s after the first %d send tasks; new controller: %d; %d of %d send tasks produced after the kill, the last %.1f s after it",
-		node, seen, next, after, released, last.Sub(killed).Seconds())
-	s.node("start", node)
-	s.result(row, outcome{})
-	row.Note = fmt.Sprintf("killed the active controller %s mid-release (%d of %d batches produced after the kill, the last %.1f s after it); kafka-%d took over; every batch on the send topics exactly once (%d)",
-		node, after, s.manifest.Batches(), last.Sub(killed).Seconds(), next, released)
 }
 
 // TestClusterBrokerPartitioned: fanout-1 runs on kafka-3's host. When the
