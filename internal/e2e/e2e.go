@@ -179,8 +179,9 @@ type Proc struct {
 	Args []string // command-line arguments
 	Env  []string // added to the test process's environment (later entries win)
 
-	t   testing.TB
-	log string
+	t       testing.TB
+	log     string
+	logFrom int64 // where this test's part of the log starts (a kept log is appended to by every run of the test)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -206,6 +207,9 @@ func Start(t testing.TB, s Spec) *Proc {
 		env = append([]string{"OWLPOST_CONFIG=" + s.Config}, env...)
 	}
 	p := &Proc{Name: s.Name, Path: s.Binary, Args: s.Args, Env: env, t: t, log: filepath.Join(logDir(t), s.Name+".log")}
+	if fi, err := os.Stat(p.log); err == nil {
+		p.logFrom = fi.Size()
+	}
 	digestOnFailure(t, p)
 	t.Cleanup(func() {
 		p.Stop()
@@ -257,11 +261,12 @@ func digestOnFailure(t testing.TB, p *Proc) {
 	})
 }
 
-// lastWarnings returns the log's last n WARN and ERROR lines, cut to 300
-// bytes, leaving out the client's repeated dial failures while a broker is
-// down.
+// lastWarnings returns the last n WARN and ERROR lines this test's run
+// logged, cut to 300 bytes, leaving out the client's repeated dial failures
+// while a broker is down.
 func (p *Proc) lastWarnings(n int) []string {
 	b, _ := os.ReadFile(p.log)
+	b = b[min(p.logFrom, int64(len(b))):]
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
 		if !strings.Contains(l, "level=WARN") && !strings.Contains(l, "level=ERROR") ||

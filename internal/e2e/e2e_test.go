@@ -96,4 +96,9 @@ func TestLastWarnings(t *testing.T) {
 	if got := p.lastWarnings(10); len(got) != 3 || got[0] != "time=2 level=WARN msg=b" {
 		t.Fatalf("lastWarnings(10) = %q", got)
 	}
+	// A kept log appended to by an earlier run of the test: only this run's lines.
+	p.logFrom = int64(len(strings.Join(lines[:4], "\n")) + 1)
+	if got := p.lastWarnings(10); len(got) != 1 || got[0] != "time=5 level=WARN msg=d" {
+		t.Fatalf("lastWarnings(10) from offset %d = %q", p.logFrom, got)
+	}
 }
